@@ -1,0 +1,17 @@
+"""dytrack_ros: a dynamic (early-exit) vision-transformer tracker with a ROS 2 node.
+
+Layers (each importable without the ones above it):
+  model/      the DyTrack network in plain PyTorch
+  tracking/   the per-sequence tracker (crops, exit policy, box mapping)
+  backends/   torch / ONNX Runtime / TensorRT implementations of the staged interface
+  training/   data generation, losses, trainer
+  evaluation/ metrics, datasets, peer trackers, benchmark harness
+  ros/        the ROS 2 node and video player
+"""
+__version__ = "0.1.0"
+
+# The generated messages (dytrack_ros.msg) are installed by rosidl into site-packages/dytrack_ros, which may be
+# a different folder from this source tree (editable installs, running from a checkout). Merge the two.
+import pkgutil as _pkgutil
+
+__path__ = _pkgutil.extend_path(__path__, __name__)

@@ -1,0 +1,94 @@
+"""Backends behind one staged interface, and the factory that picks one.
+
+    backend = create_backend("auto", "models/dytrack_small")
+
+auto: TensorRT when it imports and a CUDA GPU is present, else torch on CUDA, else ONNX Runtime on CPU
+(measured fastest here, see benchmarks/), else OpenVINO, else torch on CPU.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+from .base import BackendError, Manifest, StagedBackend, StageResult
+
+BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+CHECKPOINT_NAME = "model.pt"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def available_backends() -> List[str]:
+    out = []
+    if _importable("tensorrt") and _cuda_available():
+        out.append("tensorrt")
+    if _importable("onnxruntime"):
+        out.append("onnxruntime")
+    if _importable("openvino"):
+        out.append("openvino")
+    if _importable("torch"):
+        out.append("torch")
+    return out
+
+
+def resolve_auto(device: str = "auto") -> tuple:
+    """The (backend, device) that 'auto' means on this machine."""
+    avail = available_backends()
+    if "tensorrt" in avail and device in ("auto", "cuda"):
+        return "tensorrt", "cuda"
+    if "torch" in avail and _cuda_available() and device in ("auto", "cuda"):
+        return "torch", "cuda"
+    for name in ("onnxruntime", "openvino", "torch"):
+        if name in avail:
+            return name, "cpu"
+    raise BackendError("no backend is installed: install onnxruntime (CPU) or torch")
+
+
+def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int = 0, fp16: bool = True,
+                   verify_hashes: bool = True) -> StagedBackend:
+    if kind not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend {kind!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if not os.path.isdir(model_dir):
+        raise BackendError(f"model folder not found: {model_dir}")
+    if kind == "auto":
+        kind, device = resolve_auto(device)
+    if kind == "torch":
+        from ..model.checkpoint import ModelFileError, load_checkpoint
+        from .torch_backend import TorchBackend
+        try:
+            model, _ = load_checkpoint(os.path.join(model_dir, CHECKPOINT_NAME))
+        except ModelFileError as exc:
+            raise BackendError(str(exc)) from exc
+        dev = ("cuda" if _cuda_available() else "cpu") if device == "auto" else device
+        return TorchBackend(model, dev, threads=threads)
+    manifest = Manifest.load(model_dir, verify_hashes=verify_hashes)
+    if kind == "onnxruntime":
+        from .onnx_backend import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(manifest, threads=threads)
+    if kind == "openvino":
+        from .openvino_backend import OpenVINOBackend
+        return OpenVINOBackend(manifest, threads=threads)
+    from .tensorrt_backend import TensorRTBackend
+    return TensorRTBackend(manifest, fp16=fp16)
+
+
+def load_manifest_or_none(model_dir: str) -> Optional[Manifest]:
+    try:
+        return Manifest.load(model_dir, verify_hashes=False)
+    except BackendError:
+        return None
+
+
+__all__ = ["BACKEND_NAMES", "BackendError", "Manifest", "StagedBackend", "StageResult", "available_backends",
+           "create_backend", "resolve_auto"]

@@ -1,0 +1,98 @@
+"""The one staged interface every backend implements, and the model-bundle manifest they read.
+
+A backend holds the template tokens and the carry between stages itself (on the GPU for GPU backends), so
+the tracker only hands in crops and reads back small outputs:
+    set_template(template)          template: float32 (1, 3, T, T), normalised
+    run_stage(0, search)            search:   float32 (1, 3, S, S)
+    run_stage(k)                    k > 0: continues from what stage k-1 left
+Each run_stage returns a StageResult with numpy arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+MANIFEST_NAME = "manifest.json"
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be created or run (missing runtime, bad model files)."""
+
+
+@dataclass
+class StageResult:
+    score_map: np.ndarray   # (G, G) center score, 0..1
+    size_map: np.ndarray    # (2, G, G) box w, h as crop fractions
+    offset_map: np.ndarray  # (2, G, G) sub-cell offsets
+    box: np.ndarray         # (4,) cx, cy, w, h in crop fractions, at the raw peak
+    iou: float              # the exit's predicted IoU of its own box
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """What export writes next to the per-stage ONNX files (see backends/export.py)."""
+    folder: str
+    data: dict
+
+    @classmethod
+    def load(cls, folder: str, verify_hashes: bool = True) -> "Manifest":
+        path = os.path.join(folder, MANIFEST_NAME)
+        if not os.path.isfile(path):
+            raise BackendError(f"no {MANIFEST_NAME} in {folder}: export the model with dytrack-export first")
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BackendError(f"{path} is unreadable: {exc}") from exc
+        m = cls(folder, data)
+        for name in m.graph_files():
+            file = os.path.join(folder, name)
+            if not os.path.isfile(file):
+                raise BackendError(f"model file missing: {file}")
+            if verify_hashes and sha256_of(file) != data["sha256"][name]:
+                raise BackendError(f"model file {file} does not match its manifest hash (corrupt or replaced)")
+        return m
+
+    def graph_files(self) -> List[str]:
+        return [self.data["template_graph"]] + list(self.data["stage_graphs"])
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.data["stage_graphs"])
+
+    @property
+    def model_config(self) -> dict:
+        return self.data["model_config"]
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+
+class StagedBackend(ABC):
+    name = "base"
+    num_stages: int
+
+    @abstractmethod
+    def set_template(self, template: np.ndarray) -> None:
+        ...
+
+    @abstractmethod
+    def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
+        ...
+
+    def describe(self) -> str:
+        return self.name

@@ -1,0 +1,86 @@
+"""PyTorch backend: CPU or CUDA. On CUDA the carry stays on the GPU between stages and each stage can be
+captured once as a CUDA graph (static input/output buffers, replayed every frame)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..model import DyTrack
+from .base import StagedBackend, StageResult
+
+
+class TorchBackend(StagedBackend):
+    name = "torch"
+
+    def __init__(self, model: DyTrack, device: str = "cpu", cuda_graphs: bool = True, threads: int = 0):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            from .base import BackendError
+            raise BackendError("torch backend asked for CUDA but torch.cuda.is_available() is False")
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.model = model.to(self.device).eval()
+        self.num_stages = model.cfg.num_stages
+        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self._template = None
+        self._carry = None
+        self._prev_score = None
+        self._graphs = {}
+        self.name = f"torch-{self.device.type}" + ("-graphs" if self.use_graphs else "")
+
+    @torch.inference_mode()
+    def set_template(self, template: np.ndarray) -> None:
+        t = torch.from_numpy(np.ascontiguousarray(template)).to(self.device)
+        tokens = self.model.embed_template(t)
+        if self._template is None or not self.use_graphs:
+            self._template = tokens
+        else:
+            self._template.copy_(tokens)  # graphs read this buffer: update in place
+
+    def _eager(self, stage, a, b):
+        if stage == 0:
+            carry = torch.cat([a, self.model.embed_search(b)], dim=1)
+            return self.model.run_stage(0, carry)
+        return self.model.run_stage(stage, a, b)
+
+    def _graph_stage(self, stage, a, b):
+        if stage not in self._graphs:
+            static_a, static_b = a.clone(), b.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm up outside the graph (allocator, cuDNN choices)
+                    self._eager(stage, static_a, static_b)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self._eager(stage, static_a, static_b)
+            self._graphs[stage] = (graph, static_a, static_b, out)
+        graph, static_a, static_b, out = self._graphs[stage]
+        if static_a.data_ptr() != a.data_ptr():
+            static_a.copy_(a)
+        static_b.copy_(b)
+        graph.replay()
+        return out
+
+    @torch.inference_mode()
+    def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
+        if stage == 0:
+            if search is None or self._template is None:
+                raise ValueError("stage 0 needs a search crop and a template (set_template first)")
+            a = self._template
+            b = torch.from_numpy(np.ascontiguousarray(search)).to(self.device, non_blocking=True)
+        else:
+            a, b = self._carry, self._prev_score
+        out = self._graph_stage(stage, a, b) if self.use_graphs else self._eager(stage, a, b)
+        self._carry, self._prev_score = out["carry"], out["score_map"]
+        # one host transfer per stage: the small head outputs, never the tokens
+        small = torch.cat([out["score_map"].flatten(), out["size_map"].flatten(), out["offset_map"].flatten(),
+                           out["box"].flatten(), out["iou"].flatten()]).float().cpu().numpy()
+        g = self.model.cfg.search_grid
+        n = g * g
+        return StageResult(score_map=small[:n].reshape(g, g), size_map=small[n:3 * n].reshape(2, g, g),
+                           offset_map=small[3 * n:5 * n].reshape(2, g, g), box=small[5 * n:5 * n + 4],
+                           iou=float(small[5 * n + 4]))

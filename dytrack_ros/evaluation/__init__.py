@@ -1,0 +1,1 @@
+"""Evaluation: metrics, dataset readers, peer trackers, the benchmark harness."""

@@ -1,0 +1,42 @@
+"""Saving and loading models with their config, with clear errors for missing or corrupt files."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import torch
+
+from .config import ModelConfig
+from .dytrack import DyTrack
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, unreadable or does not match its config."""
+
+
+def save_checkpoint(path: str, model: DyTrack, extra: Optional[dict] = None) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    state = {k: v for k, v in model.state_dict().items()}
+    payload = {"config": model.cfg.to_dict(), "state_dict": state, "extra": extra or {}}
+    tmp = path + ".tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
+
+
+def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[DyTrack, dict]:
+    if not os.path.isfile(path):
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/garbage files
+        raise ModelFileError(f"model file {path} is corrupt or not a DyTrack checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
+        raise ModelFileError(f"model file {path} is not a DyTrack checkpoint (no config/state_dict)")
+    cfg = ModelConfig.from_dict(payload["config"])
+    model = DyTrack(cfg, load_pretrained=False)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelFileError(f"model file {path} does not match its config: {exc}") from exc
+    model.eval()
+    return model, payload.get("extra", {})

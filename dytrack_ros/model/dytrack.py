@@ -1,0 +1,148 @@
+"""DyTrack: a one-stream ViT over template + search tokens, cut into stages, with an exit after each stage.
+
+Inference contract (what every backend implements, see backends/base.py):
+  template tokens  = embed_template(template crop)                      once per target
+  stage 0          : (template tokens, search crop)      -> outputs        every frame
+  stage k > 0      : (carry from stage k-1, its score map) -> outputs      only if stage k-1 did not exit
+  outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), iou score
+
+Feature recycling (cfg.recycling) decides what a stage hands on:
+  "tokens_and_prediction" (default): the previous stage's output tokens, plus its score map embedded and
+                                     added to the search tokens (the prediction is reused, not only features)
+  "tokens":                          the previous stage's output tokens only
+  "none":                            nothing is reused: stage k recomputes layers 1..end_k from the embeddings
+                                     (the ablation baseline; the carry is the embedding itself)
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig
+from .heads import CenterHead, IoUHead, decode_box
+from .stem import Lite0Stem
+from .vit import Block
+
+OUTPUT_NAMES = ("carry", "score_map", "size_map", "offset_map", "box", "iou")
+
+
+class DyTrack(nn.Module):
+    def __init__(self, cfg: ModelConfig, load_pretrained: Optional[bool] = None):
+        super().__init__()
+        self.cfg = cfg
+        self.stem = Lite0Stem(cfg.stem_blocks)
+        if cfg.stem_channels != self.stem.out_channels:
+            raise ValueError(f"stem_channels={cfg.stem_channels} but {cfg.stem_blocks} blocks give {self.stem.out_channels}")
+        if cfg.pretrained_stem if load_pretrained is None else load_pretrained:
+            self.stem.load_pretrained()
+        if cfg.freeze_stem:
+            for p in self.stem.parameters():
+                p.requires_grad_(False)
+        d = cfg.dim
+        self.embed = nn.Linear(cfg.stem_channels, d)
+        self.pos_template = nn.Parameter(torch.randn(1, cfg.num_template_tokens, d) * 0.02)
+        self.pos_search = nn.Parameter(torch.randn(1, cfg.num_search_tokens, d) * 0.02)
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        k = cfg.num_stages
+        self.exit_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(k))
+        self.exit_heads = nn.ModuleList(CenterHead(d, cfg.head_channels, cfg.search_grid) for _ in range(k))
+        self.iou_heads = nn.ModuleList(IoUHead(d) for _ in range(k))
+        # prediction recycling: previous exit's score map -> additive token embedding (zero-init: starts as "tokens")
+        self.prediction_embed = nn.ModuleList(nn.Linear(1, d) for _ in range(k - 1))
+        for lin in self.prediction_embed:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        # target-aware self-distillation adaptors (training only; unused at inference)
+        self.distill_proj = nn.ModuleList(nn.Linear(d, d) for _ in range(k - 1))
+
+    # ---- tokenizer --------------------------------------------------------------------------------
+    def _tokens(self, image: torch.Tensor) -> torch.Tensor:
+        if self.cfg.freeze_stem:
+            self.stem.eval()  # frozen BatchNorm statistics even while the rest trains
+        feat = self.stem(image)                         # (B, C, g, g)
+        return self.embed(feat.flatten(2).transpose(1, 2))
+
+    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        return self._tokens(template) + self.pos_template
+
+    def embed_search(self, search: torch.Tensor) -> torch.Tensor:
+        return self._tokens(search) + self.pos_search
+
+    # ---- one stage ----------------------------------------------------------------------------------
+    def _layers(self, stage: int) -> range:
+        ends = self.cfg.stage_ends
+        start = 0 if (stage == 0 or self.cfg.recycling == "none") else ends[stage - 1]
+        return range(start, ends[stage])
+
+    def _exit(self, stage: int, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
+        nt = self.cfg.num_template_tokens
+        x = self.exit_norms[stage](tokens)
+        search = x[:, nt:]
+        score, size, offset = self.exit_heads[stage](search)
+        box, idx = decode_box(score, size, offset)
+        peak_token = search.gather(1, idx.view(-1, 1, 1).expand(-1, 1, search.shape[2])).squeeze(1)
+        peak_score = score.flatten(1).max(dim=1).values
+        iou = self.iou_heads[stage](peak_token.detach(), x[:, :nt].mean(1).detach(), peak_score.detach(),
+                                    box[:, 2:].detach())
+        return {"score_map": score, "size_map": size, "offset_map": offset, "box": box, "iou": iou,
+                "search_features": search}
+
+    def run_stage(self, stage: int, carry: torch.Tensor, prev_score: Optional[torch.Tensor] = None):
+        """carry: stage 0 -> the embedded template+search tokens; stage k>0 -> what stage k-1 handed on."""
+        x = carry
+        if stage > 0 and self.cfg.recycling == "tokens_and_prediction":
+            nt = self.cfg.num_template_tokens
+            hint = self.prediction_embed[stage - 1](prev_score.detach().flatten(2).transpose(1, 2))
+            x = torch.cat([x[:, :nt], x[:, nt:] + hint], dim=1)
+        for i in self._layers(stage):
+            x = self.blocks[i](x)
+        out = self._exit(stage, x)
+        out["carry"] = carry if self.cfg.recycling == "none" else x
+        return out
+
+    # ---- whole network ------------------------------------------------------------------------------
+    def forward(self, template: torch.Tensor, search: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
+        """Runs stages 0..num_stages-1 (all by default) and returns every exit's outputs (used in training)."""
+        tokens = torch.cat([self.embed_template(template), self.embed_search(search)], dim=1)
+        return self.forward_tokens(tokens, num_stages)
+
+    def forward_tokens(self, tokens: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
+        outs, carry, prev = [], tokens, None
+        for k in range(num_stages or self.cfg.num_stages):
+            out = self.run_stage(k, carry, prev)
+            outs.append(out)
+            carry, prev = out["carry"], out["score_map"]
+        return outs
+
+
+class TemplateGraph(nn.Module):
+    """Export wrapper: template crop -> template tokens."""
+
+    def __init__(self, model: DyTrack):
+        super().__init__()
+        self.model = model
+
+    def forward(self, template):
+        return self.model.embed_template(template)
+
+
+class StageGraph(nn.Module):
+    """Export wrapper for one stage with fixed tensor inputs/outputs (OUTPUT_NAMES order)."""
+
+    def __init__(self, model: DyTrack, stage: int):
+        super().__init__()
+        self.model, self.stage = model, stage
+
+    def forward(self, a, b):
+        if self.stage == 0:   # a = template tokens, b = search crop
+            carry = torch.cat([a, self.model.embed_search(b)], dim=1)
+            out = self.model.run_stage(0, carry)
+        else:                 # a = carry, b = previous score map
+            out = self.model.run_stage(self.stage, a, b)
+        return tuple(out[n] for n in OUTPUT_NAMES)
+
+
+def stage_input_names(stage: int):
+    return ("template_tokens", "search") if stage == 0 else ("carry_in", "prev_score")

@@ -1,0 +1,60 @@
+"""Exit branch: an OSTrack-style center head (score / size / offset maps) and a learned IoU-score head."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def conv_bn_relu(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CenterHead(nn.Module):
+    """Maps search tokens (B, H*W, D) to a center score map, box size map and sub-cell offset map."""
+
+    def __init__(self, dim: int, channels: int, grid: int):
+        super().__init__()
+        self.grid = grid
+        self.trunk = nn.Sequential(conv_bn_relu(dim, channels), conv_bn_relu(channels, channels))
+        self.score = nn.Conv2d(channels, 1, 1)
+        self.size = nn.Conv2d(channels, 2, 1)
+        self.offset = nn.Conv2d(channels, 2, 1)
+        nn.init.constant_(self.score.bias, -2.2)  # focal-loss prior: start near p=0.1
+
+    def forward(self, search_tokens: torch.Tensor):
+        b, n, d = search_tokens.shape
+        x = search_tokens.transpose(1, 2).reshape(b, d, self.grid, self.grid)
+        x = self.trunk(x)
+        score = torch.sigmoid(self.score(x))
+        size = torch.sigmoid(self.size(x))          # (w, h) as a fraction of the search crop
+        offset = torch.sigmoid(self.offset(x))      # (dx, dy) inside the cell, 0..1
+        return score, size, offset
+
+
+def decode_box(score: torch.Tensor, size: torch.Tensor, offset: torch.Tensor):
+    """Box at the score map's peak, as (cx, cy, w, h) normalised to the search crop. Returns (box, peak index)."""
+    b, _, g, _ = score.shape
+    idx = score.flatten(1).argmax(dim=1)                     # (B,)
+    gy = torch.div(idx, g, rounding_mode="floor")
+    gx = idx - gy * g
+    gather = idx.view(b, 1, 1).expand(b, 2, 1)
+    sz = size.flatten(2).gather(2, gather).squeeze(2)        # (B, 2)
+    off = offset.flatten(2).gather(2, gather).squeeze(2)
+    cx = (gx.to(score.dtype) + off[:, 0]) / g
+    cy = (gy.to(score.dtype) + off[:, 1]) / g
+    return torch.stack([cx, cy, sz[:, 0], sz[:, 1]], dim=1), idx
+
+
+class IoUHead(nn.Module):
+    """Predicts the IoU of this exit's own box from the token at the peak, the template summary and the peak score.
+
+    Inputs are detached during training so the score learns to judge the box without bending the features.
+    """
+
+    def __init__(self, dim: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * dim + 3, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, peak_token, template_summary, peak_score, box_size):
+        x = torch.cat([peak_token, template_summary, peak_score[:, None], box_size], dim=1)
+        return torch.sigmoid(self.mlp(x)).squeeze(1)

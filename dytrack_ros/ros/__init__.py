@@ -1,0 +1,1 @@
+"""The ROS 2 node, the video player and image conversion (the only layer that imports rclpy)."""

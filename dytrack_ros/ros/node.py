@@ -1,0 +1,339 @@
+"""The ROS 2 tracker node: images and init boxes in; TrackedTarget, detections, debug image, diagnostics out.
+
+Threads: the executor thread only converts and stores messages (the newest frame replaces an unprocessed
+one, which is counted as dropped); one worker thread runs the tracker, so inference never blocks callbacks
+and nothing queues without bound. Every output carries the input image's header.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Optional
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Empty
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import ImageMarker
+from geometry_msgs.msg import Point
+
+from dytrack_ros.msg import TargetBox, TrackedTarget
+
+from ..backends import BackendError
+from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
+from ..tracking.factory import build_tracker, read_model_info
+from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
+from .params import NodeParams, ParameterError, resolve_model_path, validate, validate_lost_threshold, \
+    validate_thresholds
+from .stats import RollingStats
+
+try:  # only on ROS installs that have vision_msgs
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+except ImportError:
+    Detection2DArray = None
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class TrackerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("dytrack_tracker", **kwargs)
+        self.p = self._declare_parameters()
+        self.model_path = resolve_model_path(self.p.model_path)
+        try:
+            info = read_model_info(self.model_path)
+            thresholds = self._declare_thresholds(info)
+            validate(self.p, info["num_stages"])
+            self.tracker = build_tracker(self.model_path, self.p.backend, self.p.device, self.p.threads,
+                                         thresholds=thresholds, search_factor=self.p.search_factor or None,
+                                         lost_threshold=self.p.lost_threshold)
+        except (BackendError, ParameterError, ValueError) as exc:
+            raise SystemExit(f"dytrack tracker cannot start: {exc}") from exc
+        self.stats = RollingStats(self.tracker.num_stages)
+        self.backend_name = self.tracker.backend.name
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        # shared state between callbacks and the worker
+        self._cv = threading.Condition()
+        self._latest = None                    # (header, frame, receive_time) not yet processed
+        self._recent = collections.deque(maxlen=self.p.frame_buffer)   # (stamp_ns, header, frame)
+        self._pending_init = None              # TargetBox waiting for a frame
+        self._pending_reset = False
+        self._dropped_since_publish = 0
+        self._running = True
+
+        image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.BEST_EFFORT if self.p.image_qos == "sensor_data"
+                               else ReliabilityPolicy.RELIABLE)
+        # init boxes are rare and must not be lost: reliable, and latched for late-joining nodes
+        init_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        if self.p.use_compressed:
+            self.create_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
+                                     self._on_compressed, image_qos)
+        else:
+            self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
+        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, init_qos)
+        self.create_subscription(Empty, "~/reset", lambda _msg: self._request_reset("topic"), 10)
+        self.create_service(Trigger, "~/reset", self._on_reset_service)
+
+        self.target_pub = self.create_publisher(TrackedTarget, "~/target", 10)
+        self.debug_pub = self.create_publisher(Image, "~/debug_image", QoSProfile(depth=1))
+        self.marker_pub = self.create_publisher(ImageMarker, "~/image_marker", 10)
+        self.det_pub = self.create_publisher(Detection2DArray, "~/detections", 10) if Detection2DArray else None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.p.diagnostics_period, self._publish_diagnostics)
+
+        self.worker = threading.Thread(target=self._work, name="dytrack-worker", daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f"tracking with {self.backend_name} ({self.tracker.num_stages} stages, thresholds "
+            f"{self.tracker.params.thresholds}) from {self.model_path}; images on "
+            f"{self.resolve_topic_name(self.p.image_topic)} ({self.p.image_qos}), init boxes on "
+            f"{self.resolve_topic_name(self.p.init_topic)}")
+
+    # ---- parameters -------------------------------------------------------------------------------------
+    def _declare_parameters(self) -> NodeParams:
+        p = NodeParams()
+        for name, default in vars(NodeParams()).items():
+            if name == "exit_thresholds":
+                continue
+            desc = ParameterDescriptor(description=name, read_only=name not in NodeParams.RUNTIME_CHANGEABLE)
+            setattr(p, name, self.declare_parameter(name, default, desc).value)
+        return p
+
+    def _declare_thresholds(self, info):
+        desc = ParameterDescriptor(description="per-stage exit thresholds (predicted IoU, 0..1)")
+        values = list(self.declare_parameter("exit_thresholds", [float(x) for x in info["exit_thresholds"]],
+                                             desc).value)
+        self.p.exit_thresholds = values
+        return values
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        try:
+            for prm in params:
+                if prm.name == "exit_thresholds":
+                    validate_thresholds(list(prm.value), self.tracker.num_stages)
+                elif prm.name == "lost_threshold":
+                    validate_lost_threshold(float(prm.value))
+            with self._cv:
+                for prm in params:
+                    if prm.name == "exit_thresholds":
+                        self.tracker.set_thresholds(list(prm.value))
+                    elif prm.name == "lost_threshold":
+                        self.tracker.params.lost_threshold = float(prm.value)
+                    if hasattr(self.p, prm.name):
+                        setattr(self.p, prm.name, prm.value)
+        except (ParameterError, ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    # ---- inputs (executor thread: cheap work only) -------------------------------------------------------
+    def _store_frame(self, header, frame) -> None:
+        with self._cv:
+            self.stats.frames_received += 1
+            if self._latest is not None:
+                self.stats.frames_dropped += 1
+                self._dropped_since_publish += 1
+            self._latest = (header, frame, time.perf_counter())
+            self._recent.append((stamp_ns(header), header, frame))
+            self._cv.notify()
+
+    def _bad_message(self, what: str, exc: Exception) -> None:
+        self.stats.bad_messages += 1
+        self.get_logger().error(f"dropped {what}: {exc}", throttle_duration_sec=2.0)
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            frame = image_to_bgr(msg)
+        except ImageConversionError as exc:
+            return self._bad_message("image", exc)
+        self._store_frame(msg.header, frame)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        try:
+            frame = compressed_to_bgr(msg)
+        except ImageConversionError as exc:
+            return self._bad_message("compressed image", exc)
+        self._store_frame(msg.header, frame)
+
+    def _on_init(self, msg: TargetBox) -> None:
+        box = [msg.x, msg.y, msg.width, msg.height]
+        if not all(np.isfinite(box)) or msg.width <= 0 or msg.height <= 0:
+            return self._bad_message("init box", InvalidBoxError(
+                f"box {box} must be finite with positive width and height"))
+        with self._cv:
+            self._pending_init = msg
+            if not self._recent:
+                self.get_logger().warn("init box received before any image: tracking starts with the first image")
+            self._cv.notify()
+
+    def _request_reset(self, source: str) -> None:
+        with self._cv:
+            self._pending_reset = True
+            self._pending_init = None
+            self._cv.notify()
+        self.get_logger().info(f"tracking reset ({source})")
+
+    def _on_reset_service(self, _req, resp):
+        self._request_reset("service")
+        resp.success, resp.message = True, "tracking stopped; send a new init box to start again"
+        return resp
+
+    # ---- worker -------------------------------------------------------------------------------------------
+    def _frame_for_init(self, msg: TargetBox):
+        """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: newest."""
+        want = stamp_ns(msg.header)
+        if want == 0:
+            return self._recent[-1]
+        older = [r for r in self._recent if r[0] <= want]
+        if older:
+            return older[-1]
+        self.get_logger().warn("init box is older than every buffered frame: using the oldest one")
+        return self._recent[0]
+
+    def _work(self) -> None:
+        while self._running:
+            with self._cv:
+                self._cv.wait_for(lambda: not self._running or self._latest is not None or self._pending_reset or
+                                  (self._pending_init is not None and self._recent), timeout=0.5)
+                if not self._running:
+                    return
+                if self._pending_reset:
+                    self.tracker.reset()
+                    self._pending_reset = False
+                init, self._pending_init = (self._pending_init, None) if self._recent else (None, self._pending_init)
+                init_frame = self._frame_for_init(init) if init is not None else None
+                latest, self._latest = self._latest, None
+                dropped, self._dropped_since_publish = self._dropped_since_publish, 0
+            try:
+                if init is not None:
+                    self._initialize(init, init_frame)
+                    if latest is not None and stamp_ns(latest[0]) <= init_frame[0]:
+                        latest = None  # the init frame itself: nothing to track yet
+                if latest is not None and self.tracker.state != IDLE:
+                    self._track(latest, dropped)
+            except Exception as exc:  # the node must never die on one bad frame
+                self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=2.0)
+
+    def _initialize(self, msg: TargetBox, frame_entry) -> None:
+        _, header, frame = frame_entry
+        try:
+            box = self.tracker.initialize(frame, [msg.x, msg.y, msg.width, msg.height])
+        except InvalidBoxError as exc:
+            return self._bad_message("init box", exc)
+        self.get_logger().info(f"initialised on frame {header.stamp.sec}.{header.stamp.nanosec:09d} with box "
+                               f"{np.round(box, 1).tolist()}")
+
+    def _track(self, latest, dropped: int) -> None:
+        header, frame, received = latest
+        r = self.tracker.track(frame)
+        latency_ms = (time.perf_counter() - received) * 1000.0
+        out = TrackedTarget()
+        out.header = header
+        out.state = {TRACKING: TrackedTarget.STATE_TRACKING, LOST: TrackedTarget.STATE_LOST}.get(
+            r.state, TrackedTarget.STATE_IDLE)
+        out.x, out.y, out.width, out.height = (float(v) for v in r.box)
+        out.confidence, out.exit_stage, out.num_stages = float(r.score), int(r.stage), int(self.tracker.num_stages)
+        out.inference_ms, out.latency_ms, out.dropped_frames = float(r.inference_ms), float(latency_ms), int(dropped)
+        self.target_pub.publish(out)
+        self.stats.processed(latency_ms, r.inference_ms, r.stage)
+        self._publish_extras(header, frame, r)
+        if self.p.log_results:
+            self.get_logger().info(
+                f"t={header.stamp.sec}.{header.stamp.nanosec:09d} box=[{r.box[0]:.1f}, {r.box[1]:.1f}, "
+                f"{r.box[2]:.1f}, {r.box[3]:.1f}] stage={r.stage}/{self.tracker.num_stages} score={r.score:.2f} "
+                f"state={STATE_NAMES[r.state]} inference={r.inference_ms:.1f}ms latency={latency_ms:.1f}ms")
+
+    def _publish_extras(self, header, frame, r) -> None:
+        x, y, w, h = (float(v) for v in r.box)
+        marker = ImageMarker()
+        marker.header, marker.ns, marker.id = header, "dytrack", 0
+        marker.type, marker.action, marker.scale = ImageMarker.POLYGON, ImageMarker.ADD, 2.0
+        marker.outline_color.g, marker.outline_color.a = 1.0, 1.0
+        marker.points = [Point(x=x, y=y), Point(x=x + w, y=y), Point(x=x + w, y=y + h), Point(x=x, y=y + h)]
+        self.marker_pub.publish(marker)
+        if self.det_pub is not None:
+            det = Detection2D()
+            det.header = header
+            det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
+            det.bbox.size_x, det.bbox.size_y = w, h
+            hyp = ObjectHypothesisWithPose()
+            hyp.hypothesis.class_id, hyp.hypothesis.score = "target", float(r.score)
+            det.results.append(hyp)
+            arr = Detection2DArray()
+            arr.header = header
+            arr.detections.append(det)
+            self.det_pub.publish(arr)
+        if self.p.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
+            img = frame.copy()
+            color = (0, 220, 0) if r.state == TRACKING else (0, 0, 255)
+            cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), color, 2)
+            cv2.putText(img, f"stage {r.stage}/{self.tracker.num_stages} score {r.score:.2f}", (int(x), max(int(y) - 6, 12)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+            self.debug_pub.publish(bgr_to_image(img, header, Image))
+
+    # ---- diagnostics -----------------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        s = self.stats.snapshot()
+        status = DiagnosticStatus()
+        status.name = f"{self.get_fully_qualified_name()}: tracker"
+        status.hardware_id = self.backend_name
+        state = self.tracker.state
+        status.level = DiagnosticStatus.OK if state == TRACKING else DiagnosticStatus.WARN
+        status.message = {IDLE: "waiting for an init box", TRACKING: "tracking", LOST: "target lost"}[state]
+        values = {"state": STATE_NAMES[state], "backend": self.backend_name, "fps": f"{s['fps']:.2f}",
+                  "latency_p50_ms": f"{s['latency_p50_ms']:.2f}", "latency_p95_ms": f"{s['latency_p95_ms']:.2f}",
+                  "inference_p50_ms": f"{s['inference_p50_ms']:.2f}",
+                  "inference_p95_ms": f"{s['inference_p95_ms']:.2f}",
+                  "exit_stage_histogram": ",".join(str(c) for c in s["exit_histogram"]),
+                  "mean_stages": f"{s['mean_stages']:.2f}", "frames_received": str(s["received"]),
+                  "frames_processed": str(s["processed"]), "frames_dropped": str(s["dropped"]),
+                  "bad_messages": str(s["bad"]),
+                  "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds)}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [status]
+        self.diag_pub.publish(arr)
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._running = False
+            self._cv.notify_all()
+        self.worker.join(timeout=2.0)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node: Optional[TrackerNode] = None
+    try:
+        node = TrackerNode()
+        rclpy.spin(node)
+    except SystemExit as exc:
+        print(exc, flush=True)
+        raise SystemExit(2)
+    except KeyboardInterrupt:
+        pass
+    except rclpy.executors.ExternalShutdownException:
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

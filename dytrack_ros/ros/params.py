@@ -1,0 +1,94 @@
+"""The node's parameters: names, defaults, descriptions, validation. config/tracker.yaml mirrors this table."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import List
+
+from ..backends import BACKEND_NAMES
+
+REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
+DEFAULT_MODEL = "dytrack_small"
+QOS_CHOICES = ("sensor_data", "reliable")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class ParameterError(ValueError):
+    pass
+
+
+@dataclass
+class NodeParams:
+    model_path: str = ""                       # model folder; "" = the shipped models/dytrack_small
+    backend: str = "auto"                      # auto | tensorrt | onnxruntime | openvino | torch
+    device: str = "auto"                       # auto | cpu | cuda
+    threads: int = 0                           # CPU threads for inference (0 = runtime default)
+    exit_thresholds: List[float] = field(default_factory=list)   # per stage; [] = the model's defaults
+    search_factor: float = 0.0                 # search area / target size; 0 = the model's default
+    lost_threshold: float = 0.25
+    image_topic: str = "image"
+    use_compressed: bool = False               # subscribe to <image_topic>/compressed (CompressedImage)
+    init_topic: str = "init_box"
+    image_qos: str = "sensor_data"             # sensor_data (best effort) | reliable
+    publish_debug_image: bool = True           # annotated image on ~/debug_image, only while subscribed
+    diagnostics_period: float = 1.0            # seconds between /diagnostics messages
+    frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
+    log_results: bool = False                  # one log line per frame (box, stage, score, latency)
+
+    RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
+
+
+def resolve_model_path(path: str) -> str:
+    if path:
+        return os.path.expanduser(path)
+    candidates = []
+    try:  # installed with colcon: share/dytrack_ros/models
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(os.path.join(get_package_share_directory("dytrack_ros"), "models", DEFAULT_MODEL))
+    except Exception:
+        pass
+    candidates.append(os.path.join(REPO_MODELS, DEFAULT_MODEL))
+    for c in candidates:
+        if os.path.isdir(c):
+            return c
+    return candidates[-1]
+
+
+def validate(p: NodeParams, num_stages: int = 0) -> None:
+    """Raises ParameterError naming the parameter and what is allowed."""
+    if p.backend not in BACKEND_NAMES:
+        raise ParameterError(f"backend={p.backend!r}: choose one of {', '.join(BACKEND_NAMES)}")
+    if p.device not in DEVICE_CHOICES:
+        raise ParameterError(f"device={p.device!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+    if p.image_qos not in QOS_CHOICES:
+        raise ParameterError(f"image_qos={p.image_qos!r}: choose one of {', '.join(QOS_CHOICES)}")
+    if p.threads < 0:
+        raise ParameterError(f"threads={p.threads}: must be >= 0")
+    validate_thresholds(p.exit_thresholds, num_stages)
+    validate_lost_threshold(p.lost_threshold)
+    if p.search_factor != 0 and not (1.5 <= p.search_factor <= 10 and math.isfinite(p.search_factor)):
+        raise ParameterError(f"search_factor={p.search_factor}: must be 0 (model default) or in 1.5..10")
+    if not (p.diagnostics_period > 0 and math.isfinite(p.diagnostics_period)):
+        raise ParameterError(f"diagnostics_period={p.diagnostics_period}: must be > 0")
+    if not 1 <= p.frame_buffer <= 1000:
+        raise ParameterError(f"frame_buffer={p.frame_buffer}: must be in 1..1000")
+    for name in ("image_topic", "init_topic"):
+        if not getattr(p, name):
+            raise ParameterError(f"{name} must not be empty")
+
+
+def validate_thresholds(values, num_stages: int) -> None:
+    values = list(values)
+    if not values:
+        return
+    if num_stages and len(values) != num_stages:
+        raise ParameterError(f"exit_thresholds has {len(values)} values; the model has {num_stages} stages")
+    for v in values:
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise ParameterError(f"exit_thresholds={values}: each must be in 0..1 (the exit's predicted IoU)")
+
+
+def validate_lost_threshold(v: float) -> None:
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ParameterError(f"lost_threshold={v}: must be in 0..1")

@@ -1,0 +1,167 @@
+"""Play a video file (or a camera) as a sensor_msgs/Image topic, optionally send an init box, and print and
+record what the tracker answers.
+
+    play_video --video vtest.avi --init-box 400 200 40 90 --print-results --output tracked.mp4
+
+It waits until the tracker subscribes, publishes frames at the video's frame rate (or --rate), stamps each with
+the current time, sends the init box stamped like the first frame, and draws every TrackedTarget on the frame
+it belongs to (matched by stamp).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from dytrack_ros.msg import TargetBox, TrackedTarget
+
+from .image_conversion import bgr_to_image
+
+STATE = {0: "idle", 1: "tracking", 2: "lost"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", required=True, help="video file, or a camera index such as 0")
+    p.add_argument("--image-topic", default="image")
+    p.add_argument("--init-topic", default="init_box")
+    p.add_argument("--target-topic", default="/dytrack_tracker/target")
+    p.add_argument("--frame-id", default="camera")
+    p.add_argument("--rate", type=float, default=0.0, help="frames per second (0 = the video's own)")
+    p.add_argument("--max-frames", type=int, default=0)
+    p.add_argument("--init-box", type=float, nargs=4, metavar=("X", "Y", "W", "H"))
+    p.add_argument("--compressed", action="store_true", help="publish CompressedImage (JPEG) on <topic>/compressed")
+    p.add_argument("--qos", choices=["sensor_data", "reliable"], default="sensor_data")
+    p.add_argument("--print-results", action="store_true")
+    p.add_argument("--output", default="", help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--wait-timeout", type=float, default=60.0, help="seconds to wait for a subscriber")
+    return p.parse_args(argv)
+
+
+class Player(Node):
+    def __init__(self, args):
+        super().__init__("dytrack_video_player")
+        self.args = args
+        qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if args.qos == "sensor_data"
+                         else ReliabilityPolicy.RELIABLE)
+        if args.compressed:
+            self.image_pub = self.create_publisher(CompressedImage, args.image_topic.rstrip("/") + "/compressed", qos)
+        else:
+            self.image_pub = self.create_publisher(Image, args.image_topic, qos)
+        init_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.init_pub = self.create_publisher(TargetBox, args.init_topic, init_qos)
+        self.create_subscription(TrackedTarget, args.target_topic, self.on_target, 50)
+        self.results = {}
+
+    def on_target(self, msg: TrackedTarget):
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        self.results[key] = msg
+        if self.args.print_results:
+            print(f"frame t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
+                  f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.exit_stage}/{msg.num_stages} "
+                  f"score={msg.confidence:.2f} state={STATE.get(msg.state, msg.state)} "
+                  f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    source = int(args.video) if args.video.isdigit() else args.video
+    if isinstance(source, str) and not os.path.isfile(source):
+        sys.exit(f"video not found: {source}")
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        sys.exit(f"cannot open video {args.video}")
+    fps = args.rate or cap.get(cv2.CAP_PROP_FPS) or 30.0
+    rclpy.init()
+    node = Player(args)
+    deadline = time.monotonic() + args.wait_timeout
+    while node.image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    if node.image_pub.get_subscription_count() == 0:
+        print(f"no subscriber on {node.image_pub.topic_name} after {args.wait_timeout:.0f} s; playing anyway",
+              flush=True)
+    frames, stamps, published = [], [], 0
+    period = 1.0 / fps
+    next_t = time.monotonic()
+    try:
+        while args.max_frames <= 0 or published < args.max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            stamp = node.get_clock().now().to_msg()
+            if args.compressed:
+                msg = CompressedImage()
+                msg.header.stamp, msg.header.frame_id, msg.format = stamp, args.frame_id, "jpeg"
+                msg.data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            else:
+                msg = bgr_to_image(frame, None, Image)
+                msg.header.stamp, msg.header.frame_id = stamp, args.frame_id
+            node.image_pub.publish(msg)
+            if published == 0 and args.init_box:
+                box = TargetBox()
+                box.header.stamp, box.header.frame_id = stamp, args.frame_id
+                box.x, box.y, box.width, box.height = args.init_box
+                node.init_pub.publish(box)
+            if args.output:
+                frames.append(frame)
+                stamps.append((stamp.sec, stamp.nanosec))
+            published += 1
+            next_t += period
+            while True:  # keep receiving results until the next frame is due
+                remaining = next_t - time.monotonic()
+                if remaining <= 0:
+                    break
+                rclpy.spin_once(node, timeout_sec=min(remaining, 0.02))
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except KeyboardInterrupt:
+        pass
+    results = list(node.results.values())
+    if results:
+        stages = np.array([r.exit_stage for r in results])
+        lat = np.array([r.latency_ms for r in results])
+        inf = np.array([r.inference_ms for r in results])
+        hist = np.bincount(stages, minlength=results[0].num_stages + 1)[1:]
+        print(f"summary: {published} frames published at {fps:.1f} fps, {len(results)} results; exit stages "
+              f"{hist.tolist()} (mean {stages.mean():.2f} of {results[0].num_stages}); inference p50 "
+              f"{np.median(inf):.1f} ms; node latency p50 {np.median(lat):.1f} ms p95 {np.percentile(lat, 95):.1f} ms",
+              flush=True)
+    else:
+        print(f"summary: {published} frames published, no tracker results received", flush=True)
+    if args.output and frames:
+        write_video(args.output, frames, stamps, node.results, fps)
+        print(f"annotated video: {args.output}", flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def write_video(path, frames, stamps, results, fps):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    h, w = frames[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.endswith(".mp4") else "MJPG"))
+    writer = cv2.VideoWriter(path, fourcc, fps, (w, h))
+    for frame, key in zip(frames, stamps):
+        r = results.get(key)
+        if r is not None:
+            color = (0, 220, 0) if r.state == 1 else (0, 0, 255)
+            p0, p1 = (int(r.x), int(r.y)), (int(r.x + r.width), int(r.y + r.height))
+            cv2.rectangle(frame, p0, p1, color, 2)
+            cv2.putText(frame, f"stage {r.exit_stage}/{r.num_stages} {r.confidence:.2f} {r.inference_ms:.0f}ms",
+                        (p0[0], max(p0[1] - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+        writer.write(frame)
+    writer.release()
+
+
+if __name__ == "__main__":
+    main()

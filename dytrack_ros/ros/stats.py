@@ -1,0 +1,42 @@
+"""Rolling statistics for /diagnostics: fps, latency percentiles, exit-stage histogram, drops."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import numpy as np
+
+
+class RollingStats:
+    def __init__(self, num_stages: int, window: int = 300):
+        self.num_stages = num_stages
+        self._lock = threading.Lock()
+        self._times = collections.deque(maxlen=window)
+        self._latency = collections.deque(maxlen=window)
+        self._inference = collections.deque(maxlen=window)
+        self._stages = collections.deque(maxlen=window)
+        self.frames_received = 0
+        self.frames_dropped = 0
+        self.frames_processed = 0
+        self.bad_messages = 0
+
+    def processed(self, latency_ms: float, inference_ms: float, stage: int) -> None:
+        with self._lock:
+            self._times.append(time.monotonic())
+            self._latency.append(latency_ms)
+            self._inference.append(inference_ms)
+            self._stages.append(stage)
+            self.frames_processed += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            times, lat, inf, st = list(self._times), list(self._latency), list(self._inference), list(self._stages)
+            counts = dict(received=self.frames_received, dropped=self.frames_dropped,
+                          processed=self.frames_processed, bad=self.bad_messages)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        hist = np.bincount(np.asarray(st, int), minlength=self.num_stages + 1)[1:] if st else np.zeros(self.num_stages, int)
+        pct = lambda xs, q: float(np.percentile(xs, q)) if xs else 0.0
+        return dict(fps=fps, latency_p50_ms=pct(lat, 50), latency_p95_ms=pct(lat, 95), inference_p50_ms=pct(inf, 50),
+                    inference_p95_ms=pct(inf, 95), exit_histogram=hist.tolist(),
+                    mean_stages=float(np.mean(st)) if st else 0.0, **counts)

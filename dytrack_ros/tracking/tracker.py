@@ -1,0 +1,154 @@
+"""The per-sequence tracker: template, search crops, the early-exit policy and box back-projection.
+
+Exit policy: run stage 0; if its predicted IoU >= thresholds[0], stop and use its box, else run stage 1, and so
+on; the last stage always answers. `force_stage` runs exactly that many stages (for evaluation).
+Lost state: when the answering exit's score is under lost_threshold the target is reported LOST, the state box
+is kept where it was last seen with confidence, and the search area grows each lost frame (up to
+max_search_growth) so the target can be found again when it reappears.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..backends.base import StagedBackend
+from .crops import (box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box, to_network_input)
+
+IDLE, TRACKING, LOST = 0, 1, 2
+STATE_NAMES = {IDLE: "idle", TRACKING: "tracking", LOST: "lost"}
+
+
+class InvalidBoxError(ValueError):
+    """An init box is empty, negative, non-finite or outside the image."""
+
+
+class InvalidFrameError(ValueError):
+    """A frame is not an HxWx3 uint8 image."""
+
+
+@dataclass
+class TrackerParams:
+    template_size: int
+    search_size: int
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    thresholds: List[float] = field(default_factory=lambda: [0.6, 0.6, 0.0])
+    lost_threshold: float = 0.25
+    window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
+    max_search_growth: float = 2.0
+    min_box_side: float = 2.0
+
+
+@dataclass
+class TrackResult:
+    box: np.ndarray          # (x, y, w, h) image pixels
+    score: float             # predicted IoU of the answering exit
+    stage: int               # 1-based stage that answered
+    stages_run: int
+    state: int
+    inference_ms: float
+    stage_scores: List[float]
+
+
+def validate_frame(frame) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        desc = f"{getattr(frame, 'shape', None)} {getattr(frame, 'dtype', type(frame).__name__)}"
+        raise InvalidFrameError(f"frame must be an HxWx3 uint8 BGR image, got {desc}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InvalidFrameError(f"frame too small: {frame.shape[1]}x{frame.shape[0]}")
+    return frame
+
+
+def validate_box(box: Sequence[float], width: int, height: int, min_side: float = 2.0) -> np.ndarray:
+    """Checks an init box and clips it to the image. Raises InvalidBoxError with the reason."""
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    if b.size != 4:
+        raise InvalidBoxError(f"box must have 4 numbers (x, y, w, h), got {b.size}")
+    if not np.all(np.isfinite(b)):
+        raise InvalidBoxError(f"box has NaN or infinite values: {b.tolist()}")
+    if b[2] <= 0 or b[3] <= 0:
+        raise InvalidBoxError(f"box width and height must be positive, got w={b[2]:g} h={b[3]:g}")
+    x0, y0, x1, y1 = max(b[0], 0), max(b[1], 0), min(b[0] + b[2], width), min(b[1] + b[3], height)
+    if x1 - x0 < min_side or y1 - y0 < min_side:
+        raise InvalidBoxError(f"box {b.tolist()} lies outside the {width}x{height} image "
+                              f"(or keeps less than {min_side:g} px inside it)")
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def hann_window(n: int) -> np.ndarray:
+    w = np.hanning(n + 2)[1:-1]
+    return np.outer(w, w).astype(np.float32)
+
+
+class DyTracker:
+    def __init__(self, backend: StagedBackend, params: TrackerParams):
+        if len(params.thresholds) != backend.num_stages:
+            raise ValueError(f"need {backend.num_stages} exit thresholds, got {len(params.thresholds)}")
+        self.backend, self.params = backend, params
+        self.num_stages = backend.num_stages
+        self.window = None
+        self.state = IDLE
+        self.box: Optional[np.ndarray] = None
+        self.growth = 1.0
+
+    def set_thresholds(self, thresholds: Sequence[float]) -> None:
+        t = [float(x) for x in thresholds]
+        if len(t) != self.num_stages or not all(np.isfinite(t)):
+            raise ValueError(f"need {self.num_stages} finite exit thresholds, got {list(thresholds)}")
+        self.params.thresholds = t
+
+    def reset(self) -> None:
+        self.state, self.box, self.growth = IDLE, None, 1.0
+
+    def initialize(self, frame: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        frame = validate_frame(frame)
+        h, w = frame.shape[:2]
+        b = validate_box(box, w, h, self.params.min_box_side)
+        p = self.params
+        template = crop_and_resize(frame, box_center(b), crop_side(b, p.template_factor), p.template_size)
+        self.backend.set_template(to_network_input(template))
+        self.box, self.state, self.growth = b, TRACKING, 1.0
+        return b
+
+    def track(self, frame: np.ndarray, force_stage: Optional[int] = None) -> TrackResult:
+        if self.state == IDLE:
+            raise RuntimeError("tracker is not initialised: call initialize(frame, box) first")
+        frame = validate_frame(frame)
+        t0 = time.perf_counter()
+        p = self.params
+        center = box_center(self.box)
+        side = crop_side(self.box, p.search_factor) * self.growth
+        search = to_network_input(crop_and_resize(frame, center, side, p.search_size))
+        scores = []
+        last = self.num_stages if force_stage is None else int(np.clip(force_stage, 1, self.num_stages))
+        for k in range(last):
+            result = self.backend.run_stage(k, search if k == 0 else None)
+            scores.append(result.iou)
+            if force_stage is None and result.iou >= p.thresholds[k]:
+                break
+        box_crop = self._decode(result)
+        box = clip_box(crop_units_to_box(box_crop, center, side), frame.shape[1], frame.shape[0], p.min_box_side)
+        score = result.iou
+        if score >= p.lost_threshold:
+            self.box, self.state, self.growth = box, TRACKING, 1.0
+        else:
+            self.state = LOST
+            self.growth = min(self.growth * 1.25, p.max_search_growth)
+        return TrackResult(box=box if self.state == TRACKING else self.box.copy(), score=score, stage=len(scores),
+                           stages_run=len(scores), state=self.state,
+                           inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)
+
+    def _decode(self, r) -> np.ndarray:
+        """Box at the peak of the Hann-windowed score map (a motion prior favouring the previous position)."""
+        g = r.score_map.shape[-1]
+        if self.window is None or self.window.shape[0] != g:
+            self.window = hann_window(g)
+        wi = self.params.window_influence if self.state == TRACKING else 0.0  # lost: search everywhere
+        response = r.score_map * ((1 - wi) + wi * self.window)
+        idx = int(np.argmax(response))
+        gy, gx = divmod(idx, g)
+        return np.array([(gx + r.offset_map[0, gy, gx]) / g, (gy + r.offset_map[1, gy, gx]) / g,
+                         r.size_map[0, gy, gx], r.size_map[1, gy, gx]])

@@ -1,0 +1,1 @@
+"""Training: photo-built sequences, dataset pairs, losses, the trainer."""

@@ -1,0 +1,171 @@
+"""Train DyTrack. One entry point: `dytrack-train` (or `python -m dytrack_ros.training.train`).
+
+Single process:   dytrack-train --out runs/base --steps 3000
+Data parallel:    torchrun --nproc_per_node 2 -m dytrack_ros.training.train --out runs/ddp --steps 100
+                  (gloo on CPU, nccl on CUDA; each rank draws different data, gradients are averaged)
+Resume:           the same command again: it continues from <out>/last.pt.
+Real datasets:    --data got10k:/path/to/GOT-10k/train  (or lasot:..., trackingnet:...)
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ..model import DyTrack, ModelConfig, load_checkpoint, save_checkpoint
+from .losses import dytrack_loss
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, config.json")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=32, help="per process")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="data-generating processes per training process")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave default)")
+    p.add_argument("--data", default="synthetic", help="synthetic | got10k:DIR | lasot:DIR | trackingnet:DIR")
+    p.add_argument("--schedule", choices=["joint", "deep_then_exits"], default="joint",
+                   help="joint: all exits from the start; deep_then_exits: deepest exit for the first half, then all")
+    p.add_argument("--distill-weight", type=float, default=0.5, help="target-aware self-distillation (0 = off)")
+    p.add_argument("--recycling", default=None, help="override the model's feature-recycling schema")
+    p.add_argument("--model-config", default=None, help="JSON file with ModelConfig fields")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def build_dataset(args, cfg, rank):
+    if args.data == "synthetic":
+        from .pairs import SyntheticPairs
+        from .photos import load_photos
+        return SyntheticPairs(cfg, load_photos("train"), seed=args.seed * 1000 + rank)
+    kind, _, root = args.data.partition(":")
+    from ..evaluation import datasets as ds
+    readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet}
+    if kind not in readers or not root:
+        raise SystemExit(f"--data must be synthetic or one of {sorted(readers)}:DIR, got {args.data!r}")
+    from .pairs import FolderPairs
+    return FolderPairs(cfg, readers[kind](root), seed=args.seed * 1000 + rank)
+
+
+def lr_at(step, args):
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def exit_weights(step, args, num_stages):
+    if args.schedule == "deep_then_exits" and step < args.steps // 2:
+        return [0.0] * (num_stages - 1) + [1.0]
+    return [1.0] * num_stages
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(args.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed + rank)
+    np.random.seed(args.seed + rank)
+    torch.manual_seed(args.seed)  # same init on every rank
+
+    os.makedirs(args.out, exist_ok=True)
+    last = os.path.join(args.out, "last.pt")
+    start_step = 0
+    if os.path.exists(last):
+        model, extra = load_checkpoint(last)
+        start_step = int(extra.get("step", 0))
+        opt_state = torch.load(os.path.join(args.out, "optimizer.pt"), map_location="cpu", weights_only=True) \
+            if os.path.exists(os.path.join(args.out, "optimizer.pt")) else None
+        if rank == 0:
+            print(f"resuming from {last} at step {start_step}")
+    else:
+        cfg = ModelConfig.from_dict(json.load(open(args.model_config))) if args.model_config else ModelConfig()
+        if args.recycling:
+            cfg.recycling = args.recycling
+            cfg.__post_init__()
+        model = DyTrack(cfg)
+        if args.init:
+            init_model, _ = load_checkpoint(args.init)
+            model.load_state_dict(init_model.state_dict())
+        opt_state = None
+    cfg = model.cfg
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    if opt_state:
+        opt.load_state_dict(opt_state)
+    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
+    if rank == 0:
+        with open(os.path.join(args.out, "config.json"), "w") as f:
+            json.dump({"model": cfg.to_dict(), "train": vars(args), "world_size": world}, f, indent=2)
+
+    dataset = build_dataset(args, cfg, rank if start_step == 0 else rank + 7919 * start_step)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch, num_workers=args.workers,
+                                         persistent_workers=args.workers > 0)
+    batches = iter(loader)
+    log_path = os.path.join(args.out, "log.csv")
+    log_file = open(log_path, "a", newline="") if rank == 0 else None
+    writer = None
+    bar = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, disable=rank != 0,
+               desc="train", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        template, search, gt = (t.to(device, non_blocking=True) for t in next(batches))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args)
+        outs = net(template, search)
+        parts = dytrack_loss(model, outs, gt, exit_weights(step, args, cfg.num_stages), args.distill_weight)
+        opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
+            row = {"step": step, "lr": lr_at(step, args), "seconds": round(time.time() - t0, 1)}
+            row.update({k: round(float(v.detach()), 5) for k, v in parts.items()})
+            if writer is None:
+                writer = csv.DictWriter(log_file, fieldnames=list(row))
+                if log_file.tell() == 0:
+                    writer.writeheader()
+            writer.writerow(row)
+            log_file.flush()
+            bar.set_postfix(loss=f"{row['total']:.3f}", **{f"iou{k}": f"{row.get(f'box_iou{k}', 0):.2f}"
+                                                            for k in range(cfg.num_stages)})
+        if rank == 0 and ((step + 1) % args.save_every == 0 or step == args.steps - 1):
+            save_checkpoint(last, model, {"step": step + 1, "args": vars(args)})
+            torch.save(opt.state_dict(), os.path.join(args.out, "optimizer.pt"))
+    if rank == 0:
+        save_checkpoint(os.path.join(args.out, "final.pt"), model,
+                        {"step": args.steps, "args": vars(args), "train_seconds": round(time.time() - t0, 1),
+                         "world_size": world})
+        print(f"done: {args.steps} steps in {time.time() - t0:.0f} s -> {args.out}/final.pt")
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

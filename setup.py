@@ -1,0 +1,32 @@
+"""pip / setuptools install of the Python package (models, tracker, backends, node, tools).
+
+The messages in msg/ are built by CMake (colcon on a ROS install; scripts/build_interfaces.sh here)."""
+import glob
+
+from setuptools import find_packages, setup
+
+setup(
+    name="dytrack_ros",
+    version="0.1.0",
+    description="DyTrack dynamic early-exit transformer tracker with a ROS 2 node",
+    license="Apache-2.0",
+    packages=find_packages(include=["dytrack_ros", "dytrack_ros.*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy", "opencv-contrib-python-headless", "pyyaml", "tqdm", "onnxruntime"],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/dytrack_ros"]),
+        ("share/dytrack_ros", ["package.xml"]),
+        ("share/dytrack_ros/launch", glob.glob("launch/*.py")),
+        ("share/dytrack_ros/config", glob.glob("config/*.yaml")),
+        ("share/dytrack_ros/models", glob.glob("models/*")),
+        ("share/dytrack_ros/msg", glob.glob("msg/*.msg")),
+    ],
+    entry_points={"console_scripts": [
+        "tracker_node = dytrack_ros.ros.node:main",
+        "play_video = dytrack_ros.ros.play_video:main",
+        "dytrack-train = dytrack_ros.training.train:main",
+        "dytrack-export = dytrack_ros.backends.export:main",
+        "dytrack-eval = dytrack_ros.evaluation.model_card:main",
+        "dytrack-benchmark = dytrack_ros.evaluation.benchmark:main",
+    ]},
+)

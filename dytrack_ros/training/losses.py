@@ -98,7 +98,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         teacher = outs[-1]["search_features"].detach()
         dist = gt.new_zeros(())
         for k in range(len(outs) - 1):
-            student = model.distill_proj[k](outs[k]["search_features"])
+            student = outs[k]["distill_student"]
             per_token = ((student - teacher) ** 2).mean(-1)
             dist = dist + (per_token * mask).sum() / mask.sum().clamp(min=1)
         total = total + distill_weight * dist

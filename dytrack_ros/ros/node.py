@@ -59,6 +59,7 @@ class TrackerNode(Node):
         except (BackendError, ParameterError, ValueError) as exc:
             raise SystemExit(f"dytrack tracker cannot start: {exc}") from exc
         self.stats = RollingStats(self.tracker.num_stages)
+        self._last_bad_log = {}
         self.backend_name = self.tracker.backend.name
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -149,8 +150,15 @@ class TrackerNode(Node):
             self._cv.notify()
 
     def _bad_message(self, what: str, exc: Exception) -> None:
+        """Log why a message was dropped: each distinct reason at most once per 2 s (a bad camera floods)."""
         self.stats.bad_messages += 1
-        self.get_logger().error(f"dropped {what}: {exc}", throttle_duration_sec=2.0)
+        key = (what, str(exc)[:48])
+        now = time.monotonic()
+        if now - self._last_bad_log.get(key, -1e9) >= 2.0:
+            self._last_bad_log[key] = now
+            if len(self._last_bad_log) > 256:
+                self._last_bad_log.clear()
+            self.get_logger().error(f"dropped {what}: {exc}")
 
     def _on_image(self, msg: Image) -> None:
         try:

@@ -1,0 +1,159 @@
+"""Helpers for tests over a real rclpy/DDS graph: the tracker node as a subprocess, a test node in-process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+
+from conftest import ROOT, ros_env
+
+
+def node_command(namespace, params=(), params_file=os.path.join(ROOT, "config", "tracker.yaml")):
+    cmd = [sys.executable, "-m", "dytrack_ros.ros.node", "--ros-args", "--params-file", params_file,
+           "-r", f"__ns:={namespace}", "-p", "threads:=1"]
+    for p in params:
+        cmd += ["-p", p]
+    return cmd
+
+
+class NodeProcess:
+    """The tracker node in its own process; its output goes to a log file the test can read."""
+
+    def __init__(self, tmp_path, params=(), namespace=None):
+        self.namespace = namespace or f"/t{uuid.uuid4().hex[:8]}"
+        self.log_path = os.path.join(str(tmp_path), f"node{self.namespace.replace('/', '_')}.log")
+        self.cmd = node_command(self.namespace, params)
+        self.proc = None
+
+    def __enter__(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=ros_env(), stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def output(self) -> str:
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_for_output(self, text, timeout=30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.output():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.output()
+            time.sleep(0.1)
+        return False
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)  # SIGINT: clean shutdown path
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class RosTestGraph:
+    """An in-process rclpy node spinning in a thread, recording what the tracker node publishes."""
+
+    def __init__(self, namespace, image_qos_reliable=True, compressed=False):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+        from dytrack_ros.msg import TargetBox, TrackedTarget
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"test_{uuid.uuid4().hex[:6]}", context=self.context)
+        img_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if image_qos_reliable
+                             else ReliabilityPolicy.BEST_EFFORT)
+        topic = f"{namespace}/image" + ("/compressed" if compressed else "")
+        self.image_pub = self.node.create_publisher(CompressedImage if compressed else Image, topic, img_qos)
+        self.init_pub = self.node.create_publisher(
+            TargetBox, f"{namespace}/init_box",
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.targets, self.diagnostics = [], []
+        self.lock = threading.Lock()
+        self.node.create_subscription(TrackedTarget, f"{namespace}/dytrack_tracker/target", self._on_target, 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.namespace = namespace
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.running = True
+        self.thread.start()
+
+    def _spin(self):
+        while self.running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_target(self, msg):
+        with self.lock:
+            self.targets.append(msg)
+
+    def _on_diag(self, msg):
+        with self.lock:
+            for s in msg.status:
+                if s.name.startswith(f"{self.namespace}/dytrack_tracker"):
+                    self.diagnostics.append({kv.key: kv.value for kv in s.values} | {"_message": s.message})
+
+    def wait_for_subscriber(self, timeout=30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.image_pub.get_subscription_count() > 0 and self.init_pub.get_subscription_count() > 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def image_msg(self, frame, stamp_ns, encoding="bgr8"):
+        from sensor_msgs.msg import Image
+        from dytrack_ros.ros.image_conversion import bgr_to_image
+        msg = bgr_to_image(frame, None, Image)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        msg.header.frame_id = "cam"
+        if encoding != "bgr8":
+            msg.encoding = encoding
+        return msg
+
+    def send_init(self, box, stamp_ns=0):
+        from dytrack_ros.msg import TargetBox
+        m = TargetBox()
+        m.header.stamp.sec, m.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        m.x, m.y, m.width, m.height = (float(v) for v in box)
+        self.init_pub.publish(m)
+
+    def wait_for(self, predicate, timeout=20.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if predicate(self):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def call_service(self, srv_type, name, request, timeout=10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert future.done(), f"service {name} did not answer"
+        return future.result()
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)

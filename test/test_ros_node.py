@@ -1,0 +1,215 @@
+"""The tracker node over a real DDS graph: node in a subprocess, publishers and subscribers in this process."""
+import math
+import os
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+
+from conftest import ROOT, SHIPPED_MODEL, ros_env
+from dytrack_ros.evaluation.metrics import box_iou
+from ros_harness import NodeProcess, RosTestGraph, node_command
+
+FRAME_PERIOD_NS = 66_666_667  # 15 Hz camera
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, heldout_sequence):
+    tmp = tmp_path_factory.mktemp("ros")
+    with NodeProcess(tmp, params=[f"model_path:={SHIPPED_MODEL}", "backend:=onnxruntime"]) as node:
+        g = RosTestGraph(node.namespace)
+        assert g.wait_for_subscriber(), node.output()
+        g.tracker = node
+        yield g
+        g.close()
+
+
+def publish_sequence(g, frames, t0_ns, period_s=1 / 15):
+    stamps = []
+    for i, f in enumerate(frames):
+        ns = t0_ns + i * FRAME_PERIOD_NS
+        g.image_pub.publish(g.image_msg(f, ns))
+        stamps.append(ns)
+        time.sleep(period_s)
+    return stamps
+
+
+def stamp_of(msg):
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def test_init_before_any_frame_then_box_follows_moving_target(graph, heldout_sequence):
+    frames, boxes = heldout_sequence
+    t0 = 1_000 * 1_000_000_000
+    graph.send_init(boxes[0], stamp_ns=t0)            # before any image: must wait, not fail
+    assert graph.tracker.wait_for_output("init box received before any image")
+    stamps = publish_sequence(graph, frames, t0)
+    assert graph.wait_for(lambda g: any(stamp_of(m) == stamps[-1] for m in g.targets), 15), graph.tracker.output()
+    by_stamp = {stamp_of(m): m for m in graph.targets}
+    assert set(by_stamp) <= set(stamps[1:]), "every result carries the stamp of a published frame"
+    assert len(by_stamp) >= 0.8 * (len(frames) - 1), f"only {len(by_stamp)} results for {len(frames) - 1} frames"
+    ious = []
+    for i, ns in enumerate(stamps[1:], 1):
+        if ns in by_stamp:
+            m = by_stamp[ns]
+            assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.exit_stage <= 3
+            ious.append(box_iou([m.x, m.y, m.width, m.height], boxes[i])[0])
+    travelled = np.linalg.norm((boxes[-1][:2] + boxes[-1][2:] / 2) - (boxes[0][:2] + boxes[0][2:] / 2))
+    assert travelled > 20, "the generated target must really move for this test to mean anything"
+    assert np.mean(ious) > 0.5, f"mean IoU {np.mean(ious):.2f}"
+
+
+def test_diagnostics_arrive_with_the_documented_fields(graph):
+    assert graph.wait_for(lambda g: any(int(d["frames_processed"]) > 0 for d in g.diagnostics), 10)
+    d = [d for d in graph.diagnostics if int(d["frames_processed"]) > 0][-1]
+    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "exit_stage_histogram", "frames_dropped",
+                "mean_stages", "backend", "state"):
+        assert key in d, key
+    assert d["backend"] == "onnxruntime"
+    assert sum(int(x) for x in d["exit_stage_histogram"].split(",")) > 0
+
+
+def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_sequence):
+    frames, boxes = heldout_sequence
+    t0 = 2_000 * 1_000_000_000
+    bad = graph.image_msg(frames[0], t0, encoding="yuv422")
+    graph.image_pub.publish(bad)
+    short = graph.image_msg(frames[0], t0)
+    short.step = 100
+    graph.image_pub.publish(short)
+    trunc = graph.image_msg(frames[0], t0)
+    trunc.data = bytes(trunc.data)[: len(trunc.data) // 2]
+    graph.image_pub.publish(trunc)
+    for box in ([10, 10, 0, 20], [10, 10, -5, 20], [math.nan, 10, 20, 20]):
+        graph.send_init(box)
+        time.sleep(0.2)
+    graph.image_pub.publish(graph.image_msg(frames[0], t0))
+    time.sleep(0.3)
+    graph.send_init([5000, 5000, 30, 30])             # out of frame: rejected when applied to the frame
+    log = graph.tracker
+    assert log.wait_for_output("lies outside the 480x360 image"), log.output()
+    out = log.output()
+    for text in ("unsupported image encoding 'yuv422'", "step 100 is smaller", "truncated",
+                 "width and height", "must be finite"):
+        assert text in out, text
+    assert graph.tracker.proc.poll() is None, "node died"
+    n = len(graph.targets)
+    graph.send_init(boxes[0], stamp_ns=t0)
+    publish_sequence(graph, frames[1:10], t0 + FRAME_PERIOD_NS)
+    assert graph.wait_for(lambda g: len(g.targets) >= n + 5, 10), "node stopped tracking after bad input"
+
+
+def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, heldout_sequence):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    def set_param(name, value):
+        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=value) \
+            if isinstance(value, list) else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        req = SetParameters.Request(parameters=[Parameter(name=name, value=v)])
+        return graph.call_service(SetParameters, f"{graph.namespace}/dytrack_tracker/set_parameters", req).results[0]
+
+    assert set_param("exit_thresholds", [0.0, 0.0, 0.0]).successful   # everything may exit at stage 1
+    frames, boxes = heldout_sequence
+    t0 = 3_000 * 1_000_000_000
+    graph.send_init(boxes[0], stamp_ns=t0)
+    stamps = publish_sequence(graph, frames[:12], t0)
+    assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
+    assert {m.exit_stage for m in graph.targets if stamp_of(m) in stamps} == {1}
+    r = set_param("exit_thresholds", [1.5, 0.0, 0.0])
+    assert not r.successful and "0..1" in r.reason
+    r = set_param("exit_thresholds", [0.5, 0.5])
+    assert not r.successful and "3 stages" in r.reason
+    assert not set_param("backend", "torch").successful                 # read-only after start
+    assert set_param("exit_thresholds", [1.0, 1.0, 0.0]).successful     # force full depth
+    stamps = publish_sequence(graph, frames[12:24], t0 + 12 * FRAME_PERIOD_NS)
+    assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
+    assert {m.exit_stage for m in graph.targets if stamp_of(m) in stamps} == {3}
+
+
+def test_reset_service_stops_tracking(graph, heldout_sequence):
+    from std_srvs.srv import Trigger
+    r = graph.call_service(Trigger, f"{graph.namespace}/dytrack_tracker/reset", Trigger.Request())
+    assert r.success
+    time.sleep(0.3)
+    n = len(graph.targets)
+    publish_sequence(graph, heldout_sequence[0][:5], 4_000 * 1_000_000_000)
+    time.sleep(1.0)
+    assert len(graph.targets) == n, "no results while idle"
+    assert graph.wait_for(lambda g: g.diagnostics and g.diagnostics[-1]["state"] == "idle", 5)
+
+
+def test_flood_drops_stale_frames_with_bounded_memory(graph, heldout_sequence):
+    frames, boxes = heldout_sequence
+    big = [cv2.resize(f, (640, 480)) for f in frames[:20]]
+    scale = np.array([640 / frames[0].shape[1], 480 / frames[0].shape[0]] * 2)
+    t0 = 5_000 * 1_000_000_000
+    graph.send_init(boxes[0] * scale, stamp_ns=t0)
+    graph.image_pub.publish(graph.image_msg(big[0], t0))
+    time.sleep(0.5)
+    proc = psutil.Process(graph.tracker.proc.pid)
+    rss_before = proc.memory_info().rss
+    n_before = len(graph.targets)
+    sent, start = 0, time.monotonic()
+    msgs = [graph.image_msg(f, 0) for f in big]
+    while time.monotonic() - start < 4.0:
+        m = msgs[sent % len(msgs)]
+        m.header.stamp.sec, m.header.stamp.nanosec = divmod(t0 + (sent + 1) * 1_000_000, 1_000_000_000)
+        graph.image_pub.publish(m)
+        sent += 1
+    rate = sent / (time.monotonic() - start)
+    time.sleep(1.5)
+    rss_after = proc.memory_info().rss
+    assert rate > 200, f"flood too slow to mean anything: {rate:.0f} Hz"
+    processed = len(graph.targets) - n_before
+    assert processed > 10, "node stopped publishing under flood"
+    assert processed < sent, "a node that processed every frame did not need to drop any"
+    assert graph.wait_for(lambda g: int(g.diagnostics[-1]["frames_dropped"]) > 0, 5)
+    assert rss_after - rss_before < 150 * 2 ** 20, f"memory grew {(rss_after - rss_before) / 2 ** 20:.0f} MiB"
+    assert graph.tracker.proc.poll() is None
+    assert sum(m.dropped_frames for m in graph.targets[n_before:]) > 0
+
+
+def test_compressed_images(tmp_path, heldout_sequence):
+    frames, boxes = heldout_sequence
+    with NodeProcess(tmp_path, params=[f"model_path:={SHIPPED_MODEL}", "use_compressed:=true"]) as node:
+        g = RosTestGraph(node.namespace, compressed=True)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            from sensor_msgs.msg import CompressedImage
+            t0 = 6_000 * 1_000_000_000
+            g.send_init(boxes[0], stamp_ns=t0)
+            for i, f in enumerate(frames[:10]):
+                m = CompressedImage(format="jpeg")
+                m.header.stamp.sec, m.header.stamp.nanosec = divmod(t0 + i * FRAME_PERIOD_NS, 1_000_000_000)
+                m.data = cv2.imencode(".jpg", f)[1].tobytes()
+                g.image_pub.publish(m)
+                time.sleep(1 / 15)
+            assert g.wait_for(lambda g: len(g.targets) >= 6, 15), node.output()
+        finally:
+            g.close()
+
+
+def startup_failure(tmp_path, params):
+    r = subprocess.run(node_command("/bad", params), cwd=ROOT, env=ros_env(), capture_output=True, text=True,
+                       timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_startup_errors_are_clear(tmp_path, tiny_bundle):
+    code, out = startup_failure(tmp_path, [f"model_path:={tmp_path}/nowhere"])
+    assert code != 0 and "cannot start" in out and "not found" in out
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_bundle, corrupt)
+    with open(corrupt / "stage0.onnx", "r+b") as f:
+        f.write(b"\0" * 64)
+    code, out = startup_failure(tmp_path, [f"model_path:={corrupt}", "backend:=onnxruntime"])
+    assert code != 0 and "does not match its manifest hash" in out
+    code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}", "backend:=warp_drive"])
+    assert code != 0 and "backend='warp_drive'" in out
+    code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}", "exit_thresholds:=[0.5, 0.5]"])
+    assert code != 0 and "3 stages" in out

@@ -1,0 +1,141 @@
+"""Sequence readers for the standard folder layouts, and the generated benchmark suite.
+
+OTB:         ROOT/SEQ/img/0001.jpg ...            ROOT/SEQ/groundtruth_rect.txt
+LaSOT:       ROOT/CLASS/CLASS-N/img/00000001.jpg   .../groundtruth.txt, full_occlusion.txt, out_of_view.txt
+GOT-10k:     ROOT/SEQ/00000001.jpg ...             ROOT/SEQ/groundtruth.txt, absence.label (train/val split)
+TrackingNet: ROOT/TRAIN_k|TEST/frames/SEQ/0.jpg    ROOT/TRAIN_k|TEST/anno/SEQ.txt
+Boxes are x, y, w, h (separators: comma, tab or spaces). Frames load lazily.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence as Seq, Union
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Sequence:
+    name: str
+    frames: List[Union[str, np.ndarray]]     # file paths, or images already in memory
+    boxes: np.ndarray                         # (N, 4) ground truth; NaN rows where unknown
+    visible: Optional[np.ndarray] = None      # (N,) bool; None = wherever the box is valid
+    fps: float = 30.0
+
+    def __len__(self):
+        return len(self.frames)
+
+    def frame(self, i: int) -> np.ndarray:
+        f = self.frames[i]
+        if isinstance(f, np.ndarray):
+            return f
+        img = cv2.imread(f, cv2.IMREAD_COLOR)
+        if img is None:
+            raise IOError(f"cannot read frame {f}")
+        return img
+
+    def visible_mask(self) -> np.ndarray:
+        valid = np.all(np.isfinite(self.boxes), 1) & (self.boxes[:, 2] > 0) & (self.boxes[:, 3] > 0)
+        return valid if self.visible is None else (valid & self.visible)
+
+
+def read_boxes(path: str) -> np.ndarray:
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
+            if not parts:
+                continue
+            vals = [float(p) if p.lower() != "nan" else np.nan for p in parts[:4]]
+            rows.append(vals if len(vals) == 4 else [np.nan] * 4)
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def read_flags(path: str, n: int) -> Optional[np.ndarray]:
+    if not os.path.isfile(path):
+        return None
+    text = open(path).read()
+    vals = [int(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+    return np.array(vals[:n], bool) if len(vals) >= n else None
+
+
+def _numeric_sorted(files):
+    return sorted(files, key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0))
+
+
+def _check(name, frames, boxes):
+    if not frames:
+        raise FileNotFoundError(f"{name}: no frames")
+    n = min(len(frames), len(boxes))
+    return frames[:n], boxes[:n]
+
+
+def read_otb(root: str) -> List[Sequence]:
+    out = []
+    for gt in sorted(glob.glob(os.path.join(root, "*", "groundtruth_rect*.txt"))):
+        seq_dir = os.path.dirname(gt)
+        frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "img", "*.jpg")))
+        frames, boxes = _check(gt, frames, read_boxes(gt))
+        out.append(Sequence(os.path.basename(seq_dir), frames, boxes))
+    return out
+
+
+def read_lasot(root: str) -> List[Sequence]:
+    out = []
+    for gt in sorted(glob.glob(os.path.join(root, "*", "*", "groundtruth.txt"))):
+        seq_dir = os.path.dirname(gt)
+        frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "img", "*.jpg")))
+        frames, boxes = _check(gt, frames, read_boxes(gt))
+        occluded = read_flags(os.path.join(seq_dir, "full_occlusion.txt"), len(frames))
+        out_of_view = read_flags(os.path.join(seq_dir, "out_of_view.txt"), len(frames))
+        visible = None
+        if occluded is not None or out_of_view is not None:
+            visible = np.ones(len(frames), bool)
+            for flags in (occluded, out_of_view):
+                if flags is not None:
+                    visible &= ~flags
+        out.append(Sequence(os.path.basename(seq_dir), frames, boxes, visible))
+    return out
+
+
+def read_got10k(root: str) -> List[Sequence]:
+    out = []
+    for gt in sorted(glob.glob(os.path.join(root, "*", "groundtruth.txt"))):
+        seq_dir = os.path.dirname(gt)
+        frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "*.jpg")))
+        frames, boxes = _check(gt, frames, read_boxes(gt))
+        absent = read_flags(os.path.join(seq_dir, "absence.label"), len(frames))
+        out.append(Sequence(os.path.basename(seq_dir), frames, boxes, None if absent is None else ~absent, fps=10.0))
+    return out
+
+
+def read_trackingnet(root: str) -> List[Sequence]:
+    out = []
+    for anno in sorted(glob.glob(os.path.join(root, "*", "anno", "*.txt"))):
+        split_dir = os.path.dirname(os.path.dirname(anno))
+        name = os.path.splitext(os.path.basename(anno))[0]
+        frames = _numeric_sorted(glob.glob(os.path.join(split_dir, "frames", name, "*.jpg")))
+        frames, boxes = _check(anno, frames, read_boxes(anno))
+        out.append(Sequence(name, frames, boxes))
+    return out
+
+
+READERS = {"otb": read_otb, "lasot": read_lasot, "got10k": read_got10k, "trackingnet": read_trackingnet}
+
+
+def generated_suite(num_sequences: int = 16, length: int = 100, seed: int = 2024, split: str = "heldout",
+                    photos=None) -> List[Sequence]:
+    """Sequences built from real photos (held out from training by default) with exact ground truth."""
+    from ..training.photos import load_photos
+    from ..training.synthetic import SequenceSpec, make_sequence
+    photos = photos if photos is not None else load_photos(split)
+    out = []
+    for i in range(num_sequences):
+        spec = SequenceSpec(length=length, distractors=i % 3, occlusion=i % 2 == 0)
+        frames, boxes = make_sequence(photos, seed=seed + i, spec=spec)
+        out.append(Sequence(f"{split}-{seed + i:05d}", frames, boxes, fps=30.0))
+    return out

@@ -1,0 +1,109 @@
+"""Held-out figures for a model card, exit-threshold calibration, and the ablation table.
+
+    dytrack-eval --model models/dytrack_small --calibrate --card models/dytrack_small/MODEL_CARD.md \
+                 --ablation "recycling+distill=runs/abl_full" --ablation "no recycling=runs/abl_norecycle" ...
+
+--calibrate picks the exit thresholds on sequences from TRAINING photos (never the held-out ones) and writes
+them into manifest.json. Held-out figures use photos the model never saw. The card's results section (between
+the `results` markers) is rewritten; the rest of the card is left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..backends.base import MANIFEST_NAME
+from ..tracking.factory import build_tracker
+from . import machine
+from .datasets import generated_suite
+from .runner import calibrate_thresholds, dytrack_policies, evaluate_dytrack
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--sequences", type=int, default=16)
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--thresholds", type=float, nargs="*", default=[0.4, 0.5, 0.6, 0.7, 0.8])
+    p.add_argument("--calibrate", action="store_true")
+    p.add_argument("--ablation", action="append", default=[], help="NAME=FOLDER with model.pt (torch backend)")
+    p.add_argument("--ablation-sequences", type=int, default=10)
+    p.add_argument("--card", default="")
+    p.add_argument("--json", default="")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = {"machine": machine.describe(), "date": machine.today(), "model": args.model}
+    tracker = build_tracker(args.model, args.backend, threads=args.threads)
+    if args.calibrate:
+        val = generated_suite(args.sequences, args.length, seed=args.seed + 50_000, split="train")
+        th, full, table = calibrate_thresholds(tracker, val)
+        path = os.path.join(args.model, MANIFEST_NAME)
+        manifest = json.load(open(path))
+        manifest["exit_thresholds"] = th
+        manifest["threshold_calibration"] = {
+            "rule": "fewest mean stages with AUC >= 0.98 x full depth, on sequences from training photos",
+            "full_depth_auc": full["auc"], "sweep": {str(t): {"auc": r["auc"], "mean_stages": r["mean_stages"]}
+                                                     for t, r in table.items()}}
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+        tracker.set_thresholds(th)
+        print(f"calibrated thresholds {th} (written to {path})", flush=True)
+    out["thresholds"] = list(tracker.params.thresholds)
+    suite = generated_suite(args.sequences, args.length, args.seed)
+    out["heldout"] = dytrack_policies(tracker, suite, args.thresholds, out["thresholds"])
+    out["suite"] = {"sequences": args.sequences, "length": args.length, "seed": args.seed,
+                    "photos": "held out (training/photos.py split)"}
+    if args.ablation:
+        small = suite[:args.ablation_sequences]
+        out["ablation"] = {}
+        for spec in args.ablation:
+            name, _, folder = spec.partition("=")
+            t = build_tracker(folder, "torch", device="cpu", threads=args.threads)
+            out["ablation"][name] = {f"exit {k}": evaluate_dytrack(t, small, force_stage=k, desc=f"{name} exit {k}")["auc"]
+                                     for k in range(1, t.num_stages + 1)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    text = results_markdown(out, args)
+    print(text)
+    if args.card:
+        card = open(args.card).read() if os.path.isfile(args.card) else f"# Model card\n\n{START}\n{END}\n"
+        head, _, rest = card.partition(START)
+        _, _, tail = rest.partition(END)
+        with open(args.card, "w") as f:
+            f.write(head + START + "\n" + text + "\n" + END + tail)
+
+
+def results_markdown(out, args) -> str:
+    lines = [f"Measured {out['date']} on {out['machine']}, backend {args.backend}.",
+             f"Command: `dytrack-eval --model {args.model} --sequences {args.sequences} --length {args.length} "
+             f"--seed {args.seed}{' --calibrate' if args.calibrate else ''}` (plus the ablation folders below).", "",
+             f"Held-out suite: {args.sequences} sequences x {args.length} frames built from photos never used in "
+             f"training. Exit thresholds in use: {out['thresholds']}.", "",
+             "| policy | AUC | precision@20px | norm. precision | mean stages | frames exiting at stage 1/2/3 | ms/frame |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in out["heldout"].items():
+        share = "/".join(f"{100 * s:.0f}%" for s in r["stage_share"])
+        lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | {100 * r['norm_precision']:.1f} | "
+                     f"{r['mean_stages']:.2f} | {share} | {r['ms_per_frame']:.2f} |")
+    if out.get("ablation"):
+        names = list(next(iter(out["ablation"].values())))
+        lines += ["", f"Ablation (short runs of equal length, first {args.ablation_sequences} held-out sequences, "
+                      "success AUC with each exit forced):", "",
+                  "| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for variant, r in out["ablation"].items():
+            lines.append(f"| {variant} | " + " | ".join(f"{100 * r[n]:.1f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

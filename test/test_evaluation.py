@@ -1,0 +1,93 @@
+"""Dataset readers on real folder layouts, the generated suite, and the benchmark/model-card commands end to end."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from dytrack_ros.evaluation.datasets import generated_suite, read_got10k, read_lasot, read_otb, read_trackingnet
+
+
+def write_frames(folder, n, names):
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        img = np.full((40, 60, 3), 20 * i, np.uint8)
+        cv2.imwrite(os.path.join(folder, names(i)), img)
+
+
+def test_otb_layout(tmp_path):
+    write_frames(tmp_path / "Car" / "img", 3, lambda i: f"{i + 1:04d}.jpg")
+    (tmp_path / "Car" / "groundtruth_rect.txt").write_text("1,2,3,4\n5\t6\t7\t8\n9 10 11 12\n")
+    (seq,) = read_otb(str(tmp_path))
+    assert seq.name == "Car" and len(seq) == 3 and seq.boxes[1].tolist() == [5, 6, 7, 8]
+    assert seq.frame(2).shape == (40, 60, 3)
+
+
+def test_lasot_layout_with_occlusion_flags(tmp_path):
+    d = tmp_path / "cat" / "cat-1"
+    write_frames(d / "img", 4, lambda i: f"{i + 1:08d}.jpg")
+    (d / "groundtruth.txt").write_text("1,1,5,5\n2,2,5,5\n3,3,5,5\n4,4,5,5\n")
+    (d / "full_occlusion.txt").write_text("0,1,0,0")
+    (d / "out_of_view.txt").write_text("0,0,0,1")
+    (seq,) = read_lasot(str(tmp_path))
+    assert seq.visible_mask().tolist() == [True, False, True, False]
+
+
+def test_got10k_layout_with_absence(tmp_path):
+    d = tmp_path / "GOT-10k_Train_000001"
+    write_frames(d, 3, lambda i: f"{i + 1:08d}.jpg")
+    (d / "groundtruth.txt").write_text("1,1,5,5\n2,2,5,5\n3,3,5,5\n")
+    (d / "absence.label").write_text("0\n1\n0\n")
+    (seq,) = read_got10k(str(tmp_path))
+    assert seq.visible_mask().tolist() == [True, False, True]
+
+
+def test_trackingnet_layout_sorts_frames_numerically(tmp_path):
+    write_frames(tmp_path / "TRAIN_0" / "frames" / "abc", 12, lambda i: f"{i}.jpg")
+    os.makedirs(tmp_path / "TRAIN_0" / "anno")
+    (tmp_path / "TRAIN_0" / "anno" / "abc.txt").write_text("".join(f"{i},1,5,5\n" for i in range(12)))
+    (seq,) = read_trackingnet(str(tmp_path))
+    assert [os.path.basename(f) for f in seq.frames[:3]] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert seq.frames[10].endswith("10.jpg")
+
+
+def test_generated_suite_is_reproducible_and_held_out(heldout_photos):
+    a = generated_suite(2, 10, seed=5)
+    b = generated_suite(2, 10, seed=5)
+    assert np.array_equal(a[1].boxes, b[1].boxes) and np.array_equal(a[1].frame(9), b[1].frame(9))
+    from dytrack_ros.training.photos import list_photos
+    assert not set(list_photos("heldout")) & set(list_photos("train"))
+
+
+def test_benchmark_command_writes_results_and_charts(tiny_bundle, tmp_path):
+    from dytrack_ros.evaluation import benchmark
+    out = tmp_path / "bench"
+    benchmark.main(["--model", tiny_bundle, "--out", str(out), "--sequences", "1", "--length", "8",
+                    "--thresholds", "0.5", "--peers", "KCF", "MOSSE", "CSRT", "--video-frames", "5", "--threads", "1"])
+    text = (out / "RESULTS.md").read_text()
+    for row in ("DyTrack exit 1 forced", "DyTrack exit 3 forced (full depth)", "DyTrack dynamic t=0.50", "| KCF |",
+                "| MOSSE |", "| CSRT |", "machine:", "forward-backward"):
+        assert row in text, row
+    for png in ("speed_accuracy.png", "exit_histogram.png"):
+        assert cv2.imread(str(out / png)) is not None
+    res = json.load(open(out / "results.json"))
+    r = next(iter(res["suites"].values()))["DyTrack dynamic t=0.50"]
+    assert abs(sum(r["stage_share"]) - 1) < 1e-9 and 1 <= r["mean_stages"] <= 3
+
+
+def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
+    import shutil
+    from dytrack_ros.evaluation import model_card
+    model = tmp_path / "m"
+    shutil.copytree(tiny_bundle, model)
+    card = tmp_path / "CARD.md"
+    card.write_text("# card\n\nintro\n\n<!-- results:start -->\nSTALE-RESULTS\n<!-- results:end -->\n\nfooter\n")
+    model_card.main(["--model", str(model), "--sequences", "1", "--length", "6", "--thresholds", "0.5",
+                     "--calibrate", "--card", str(card), "--ablation", f"same={model}", "--ablation-sequences", "1",
+                     "--threads", "1"])
+    text = card.read_text()
+    assert "intro" in text and "footer" in text and "STALE-RESULTS" not in text
+    assert "exit 3 forced (full depth)" in text and "| same |" in text
+    manifest = json.load(open(model / "manifest.json"))
+    assert "threshold_calibration" in manifest and manifest["exit_thresholds"][-1] == 0.0

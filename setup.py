@@ -2,8 +2,18 @@
 
 The messages in msg/ are built by CMake (colcon on a ROS install; scripts/build_interfaces.sh here)."""
 import glob
+import os
 
 from setuptools import find_packages, setup
+
+
+def model_files():
+    """Each model folder under models/ is installed as share/dytrack_ros/models/<name>/."""
+    out = []
+    for folder in sorted(glob.glob("models/*/")):
+        files = [f for f in glob.glob(os.path.join(folder, "*")) if os.path.isfile(f)]
+        out.append((os.path.join("share/dytrack_ros", folder.rstrip("/")), files))
+    return out
 
 setup(
     name="dytrack_ros",
@@ -17,8 +27,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/dytrack_ros"]),
         ("share/dytrack_ros", ["package.xml"]),
         ("share/dytrack_ros/launch", glob.glob("launch/*.py")),
-        ("share/dytrack_ros/config", glob.glob("config/*.yaml")),
-        ("share/dytrack_ros/models", glob.glob("models/*")),
+        ("share/dytrack_ros/config", glob.glob("config/*.yaml") + glob.glob("config/*.xml")),
+        *model_files(),
         ("share/dytrack_ros/msg", glob.glob("msg/*.msg")),
     ],
     entry_points={"console_scripts": [

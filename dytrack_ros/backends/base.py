@@ -34,6 +34,33 @@ class StageResult:
     iou: float              # the exit's predicted IoU of its own box
 
 
+def stage_feeds(stage: int, search, template, carry, prev_score, accepted) -> dict:
+    """The named inputs of one stage graph. A schema that ignores an input exports a graph without it, so only
+    the names the graph declares (`accepted`) are fed."""
+    if stage == 0:
+        if search is None or template is None:
+            raise ValueError("stage 0 needs a search crop and a template (set_template first)")
+        feeds = {"template_tokens": template, "search": np.ascontiguousarray(search, np.float32)}
+    else:
+        feeds = {"carry_in": carry, "prev_score": prev_score}
+    return {k: v for k, v in feeds.items() if k in accepted}
+
+
+def result_from_outputs(out: dict) -> StageResult:
+    """StageResult from a graph's named outputs (batch of one)."""
+    return StageResult(score_map=np.array(out["score_map"][0, 0]), size_map=np.array(out["size_map"][0]),
+                       offset_map=np.array(out["offset_map"][0]), box=np.array(out["box"][0]),
+                       iou=float(out["iou"][0]))
+
+
+def result_from_flat(small: np.ndarray, grid: int) -> StageResult:
+    """StageResult from the concatenation [score, size, offset, box, iou] that GPU backends copy back at once."""
+    n = grid * grid
+    return StageResult(score_map=small[:n].reshape(grid, grid), size_map=small[n:3 * n].reshape(2, grid, grid),
+                       offset_map=small[3 * n:5 * n].reshape(2, grid, grid), box=small[5 * n:5 * n + 4],
+                       iou=float(small[5 * n + 4]))
+
+
 def sha256_of(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import numpy as np
 
-from .base import BackendError, Manifest, StagedBackend, StageResult
+from .base import BackendError, Manifest, StagedBackend, StageResult, result_from_outputs, stage_feeds
 
 
 class OnnxRuntimeBackend(StagedBackend):
@@ -41,15 +41,7 @@ class OnnxRuntimeBackend(StagedBackend):
         self._template = self.template_session.run(None, {"template": np.ascontiguousarray(template, np.float32)})[0]
 
     def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
-        if stage == 0:
-            if search is None or self._template is None:
-                raise ValueError("stage 0 needs a search crop and a template (set_template first)")
-            feeds = {"template_tokens": self._template, "search": np.ascontiguousarray(search, np.float32)}
-        else:
-            feeds = {"carry_in": self._carry, "prev_score": self._prev_score}
-        # a schema that ignores an input exports a graph without it: feed only what the graph declares
-        feeds = {k: v for k, v in feeds.items() if k in self._inputs[stage]}
+        feeds = stage_feeds(stage, search, self._template, self._carry, self._prev_score, self._inputs[stage])
         out = dict(zip(self.output_names, self.stage_sessions[stage].run(self.output_names, feeds)))
         self._carry, self._prev_score = out["carry"], out["score_map"]
-        return StageResult(score_map=out["score_map"][0, 0], size_map=out["size_map"][0],
-                           offset_map=out["offset_map"][0], box=out["box"][0], iou=float(out["iou"][0]))
+        return result_from_outputs(out)

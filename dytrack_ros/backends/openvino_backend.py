@@ -5,7 +5,7 @@ from typing import Optional
 
 import numpy as np
 
-from .base import BackendError, Manifest, StagedBackend, StageResult
+from .base import BackendError, Manifest, StagedBackend, StageResult, result_from_outputs, stage_feeds
 
 
 class OpenVINOBackend(StagedBackend):
@@ -36,15 +36,8 @@ class OpenVINOBackend(StagedBackend):
         self._template = self.template_model({"template": np.ascontiguousarray(template, np.float32)})[0].copy()
 
     def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
-        if stage == 0:
-            if search is None or self._template is None:
-                raise ValueError("stage 0 needs a search crop and a template (set_template first)")
-            feeds = {"template_tokens": self._template, "search": np.ascontiguousarray(search, np.float32)}
-        else:
-            feeds = {"carry_in": self._carry, "prev_score": self._prev_score}
-        feeds = {k: v for k, v in feeds.items() if k in self._inputs[stage]}
+        feeds = stage_feeds(stage, search, self._template, self._carry, self._prev_score, self._inputs[stage])
         res = self.requests[stage].infer(feeds)
         out = {k.get_any_name(): v for k, v in res.items()}
         self._carry, self._prev_score = out["carry"].copy(), out["score_map"].copy()
-        return StageResult(score_map=out["score_map"][0, 0].copy(), size_map=out["size_map"][0].copy(),
-                           offset_map=out["offset_map"][0].copy(), box=out["box"][0].copy(), iou=float(out["iou"][0]))
+        return result_from_outputs(out)

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .base import BackendError, Manifest, StagedBackend, StageResult
+from .base import BackendError, Manifest, StagedBackend, StageResult, result_from_flat
 
 try:  # TensorRT proper, or TensorRT-RTX (same builder API) for the parse/build check only
     import tensorrt as trt
@@ -161,8 +161,4 @@ class TensorRTBackend(StagedBackend):
             self._execute(stage + 1)
             small = torch.cat([bufs[n].float().flatten() for n in self._small]).cpu()  # one sync per stage
         small = small.numpy()
-        g = bufs["score_map"].shape[-1]
-        n = g * g
-        return StageResult(score_map=small[:n].reshape(g, g), size_map=small[n:3 * n].reshape(2, g, g),
-                           offset_map=small[3 * n:5 * n].reshape(2, g, g), box=small[5 * n:5 * n + 4],
-                           iou=float(small[5 * n + 4]))
+        return result_from_flat(small, bufs["score_map"].shape[-1])

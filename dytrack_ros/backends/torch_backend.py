@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..model import DyTrack
-from .base import StagedBackend, StageResult
+from .base import StagedBackend, StageResult, result_from_flat
 
 
 class TorchBackend(StagedBackend):
@@ -79,8 +79,4 @@ class TorchBackend(StagedBackend):
         # one host transfer per stage: the small head outputs, never the tokens
         small = torch.cat([out["score_map"].flatten(), out["size_map"].flatten(), out["offset_map"].flatten(),
                            out["box"].flatten(), out["iou"].flatten()]).float().cpu().numpy()
-        g = self.model.cfg.search_grid
-        n = g * g
-        return StageResult(score_map=small[:n].reshape(g, g), size_map=small[n:3 * n].reshape(2, g, g),
-                           offset_map=small[3 * n:5 * n].reshape(2, g, g), box=small[5 * n:5 * n + 4],
-                           iou=float(small[5 * n + 4]))
+        return result_from_flat(small, self.model.cfg.search_grid)

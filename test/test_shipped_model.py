@@ -1,0 +1,56 @@
+"""The model we ship: its files agree with each other, and it tracks on sequences built from held-out photos."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SHIPPED_MODEL
+from dytrack_ros.backends import create_backend
+from dytrack_ros.backends.base import Manifest
+from dytrack_ros.backends.export import example_inputs
+from dytrack_ros.evaluation.datasets import generated_suite
+from dytrack_ros.evaluation.runner import evaluate_dytrack
+from dytrack_ros.model import load_checkpoint
+from dytrack_ros.tracking.factory import build_tracker
+
+
+def test_shipped_graphs_match_shipped_checkpoint():
+    m = Manifest.load(SHIPPED_MODEL)                        # verifies every SHA-256
+    model, _ = load_checkpoint(os.path.join(SHIPPED_MODEL, "model.pt"))
+    assert model.cfg.to_dict() == m.model_config
+    t, s = (x.numpy() for x in example_inputs(model, seed=11))
+    ort, ref = create_backend("onnxruntime", SHIPPED_MODEL), create_backend("torch", SHIPPED_MODEL, device="cpu")
+    for b in (ort, ref):
+        b.set_template(t)
+    for k in range(m.num_stages):
+        a, c = ort.run_stage(k, s if k == 0 else None), ref.run_stage(k, s if k == 0 else None)
+        assert np.abs(a.score_map - c.score_map).max() < 1e-4 and abs(a.iou - c.iou) < 1e-4
+
+
+def test_model_card_and_calibration_are_present():
+    card = open(os.path.join(SHIPPED_MODEL, "MODEL_CARD.md")).read()
+    assert "<!-- results:start -->" in card and "exit 3 forced (full depth)" in card
+    manifest = json.load(open(os.path.join(SHIPPED_MODEL, "manifest.json")))
+    assert "threshold_calibration" in manifest
+
+
+@pytest.fixture(scope="module")
+def heldout_results():
+    tracker = build_tracker(SHIPPED_MODEL, "onnxruntime")
+    suite = generated_suite(4, 60, seed=31337)              # held-out photos, a seed the card did not use
+    full = evaluate_dytrack(tracker, suite, force_stage=tracker.num_stages)
+    dynamic = evaluate_dytrack(tracker, suite)              # the calibrated thresholds from the manifest
+    return full, dynamic, tracker.num_stages
+
+
+def test_tracks_held_out_sequences(heldout_results):
+    full, dynamic, _ = heldout_results
+    assert full["auc"] > 0.5, full
+    assert full["precision"] > 0.6, full
+
+
+def test_dynamic_policy_keeps_accuracy_with_fewer_stages(heldout_results):
+    full, dynamic, k = heldout_results
+    assert dynamic["auc"] >= 0.9 * full["auc"], (dynamic["auc"], full["auc"])
+    assert dynamic["mean_stages"] < k - 0.5, dynamic["mean_stages"]

@@ -194,8 +194,9 @@ def test_compressed_images(tmp_path, heldout_sequence):
             g.close()
 
 
-def startup_failure(tmp_path, params):
-    r = subprocess.run(node_command("/bad", params), cwd=ROOT, env=ros_env(), capture_output=True, text=True,
+def startup_failure(tmp_path, params, params_file=None):
+    cmd = node_command("/bad", params, params_file) if params_file else node_command("/bad", params)
+    r = subprocess.run(cmd, cwd=ROOT, env=ros_env(), capture_output=True, text=True,
                        timeout=60)
     return r.returncode, r.stdout + r.stderr
 
@@ -213,3 +214,8 @@ def test_startup_errors_are_clear(tmp_path, tiny_bundle):
     assert code != 0 and "backend='warp_drive'" in out
     code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}", "exit_thresholds:=[0.5, 0.5]"])
     assert code != 0 and "3 stages" in out
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text(open(os.path.join(ROOT, "config", "tracker.yaml")).read().replace(
+        "lost_threshold: 0.25", "lost_threshold: high"))
+    code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}"], params_file=str(bad_yaml))
+    assert code != 0 and "cannot start" in out and "lost_threshold" in out

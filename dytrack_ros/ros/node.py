@@ -326,7 +326,12 @@ def main(args=None):
     rclpy.init(args=args)
     node: Optional[TrackerNode] = None
     try:
-        node = TrackerNode()
+        try:
+            node = TrackerNode()
+        except SystemExit:
+            raise
+        except Exception as exc:  # e.g. a parameter of the wrong type in the YAML file
+            raise SystemExit(f"dytrack tracker cannot start: {type(exc).__name__}: {exc}") from exc
         rclpy.spin(node)
     except SystemExit as exc:
         print(exc, flush=True)

@@ -13,9 +13,11 @@ fi
 STAMP="$VENV/.dytrack-installed"
 REQ_HASH="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-ros.txt" "$ROOT/setup.py" | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_HASH" ]; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements-ros.txt"
-  "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
+  LOG="$VENV/pip-install.log"
+  echo "installing Python packages (log: $LOG) ..."
+  { "$VENV/bin/python" -m pip install -q --upgrade pip &&
+    "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements-ros.txt" &&
+    "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"; } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
   echo "$REQ_HASH" > "$STAMP"
 fi
 if ! (cd /tmp && "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$ROOT'); from dytrack_ros.msg import TrackedTarget" 2>/dev/null); then

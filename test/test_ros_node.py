@@ -77,13 +77,13 @@ def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_seque
     frames, boxes = heldout_sequence
     t0 = 2_000 * 1_000_000_000
     bad = graph.image_msg(frames[0], t0, encoding="yuv422")
-    graph.image_pub.publish(bad)
     short = graph.image_msg(frames[0], t0)
     short.step = 100
-    graph.image_pub.publish(short)
     trunc = graph.image_msg(frames[0], t0)
     trunc.data = bytes(trunc.data)[: len(trunc.data) // 2]
-    graph.image_pub.publish(trunc)
+    for msg in (bad, short, trunc):   # spaced out: the node keeps only the newest image, by design
+        graph.image_pub.publish(msg)
+        time.sleep(0.3)
     for box in ([10, 10, 0, 20], [10, 10, -5, 20], [math.nan, 10, 20, 20]):
         graph.send_init(box)
         time.sleep(0.2)

@@ -2,8 +2,8 @@
 
     backend = create_backend("auto", "models/dytrack_small")
 
-auto: TensorRT when it imports and a CUDA GPU is present, else torch on CUDA, else ONNX Runtime on CPU
-(measured fastest here, see benchmarks/), else OpenVINO, else torch on CPU.
+auto: TensorRT when it imports and a CUDA GPU is present, else torch on CUDA, else OpenVINO on CPU (fastest CPU
+runtime measured here, benchmarks/BACKENDS.md), else ONNX Runtime, else torch on CPU.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def resolve_auto(device: str = "auto") -> tuple:
         return "tensorrt", "cuda"
     if "torch" in avail and _cuda_available() and device in ("auto", "cuda"):
         return "torch", "cuda"
-    for name in ("onnxruntime", "openvino", "torch"):
+    for name in ("openvino", "onnxruntime", "torch"):
         if name in avail:
             return name, "cpu"
     raise BackendError("no backend is installed: install onnxruntime (CPU) or torch")

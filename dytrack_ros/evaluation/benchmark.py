@@ -126,6 +126,11 @@ def write_markdown(results, path, args):
             lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | {100 * r['norm_precision']:.1f} "
                          f"| {100 * r['ao']:.1f} | {100 * r['sr50']:.1f} | {r['fps']:.0f} | {r['ms_per_frame']:.2f} | "
                          f"{stages} | {share} |")
+        same = [r["ms_per_frame"] for n, r in res.items() if n.startswith("DyTrack") and r.get("mean_stages") == 1.0]
+        if len(same) > 1:
+            lines += ["", f"Timing spread: the {len(same)} DyTrack rows that ran exactly one stage on every frame (the same "
+                          f"work) measured {min(same):.2f} to {max(same):.2f} ms/frame; differences smaller than that "
+                          "are noise on this machine."]
         lines.append("")
     fb = results.get("forward_backward")
     if fb:

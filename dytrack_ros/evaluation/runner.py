@@ -60,12 +60,19 @@ def summarize(runs: List[RunResult], suite: Seq[Sequence], num_stages: int = 0) 
     return out
 
 
+def warm_up(tracker, seq: Sequence, frames: int = 30, dytrack: bool = True) -> None:
+    """Untimed run over the first frames: runtime initialisation, caches and allocations stay out of the timings."""
+    short = Sequence(seq.name, seq.frames[:frames], seq.boxes[:frames])
+    (run_dytrack if dytrack else run_peer)(tracker, short)
+
+
 def evaluate_dytrack(tracker, suite: Seq[Sequence], force_stage: Optional[int] = None, desc: str = "") -> dict:
     runs = [run_dytrack(tracker, s, force_stage) for s in tqdm(suite, desc=desc or "dytrack", leave=False)]
     return summarize(runs, suite, tracker.num_stages)
 
 
 def evaluate_peer(peer, suite: Seq[Sequence]) -> dict:
+    warm_up(peer, suite[0], dytrack=False)
     runs = [run_peer(peer, s) for s in tqdm(suite, desc=peer.name, leave=False)]
     return summarize(runs, suite)
 
@@ -75,6 +82,7 @@ def dytrack_policies(tracker, suite, thresholds: Seq[float], calibrated: Optiona
     k = tracker.num_stages
     saved = list(tracker.params.thresholds)
     results = {}
+    warm_up(tracker, suite[0])
     for stage in range(1, k + 1):
         name = f"exit {stage} forced" + (" (full depth)" if stage == k else "")
         results[name] = evaluate_dytrack(tracker, suite, force_stage=stage, desc=name)

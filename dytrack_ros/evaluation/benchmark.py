@@ -155,10 +155,12 @@ def plot(results, out_dir):
     fig, ax = plt.subplots(figsize=(7, 5))
     dyn = sorted([(r["fps"], 100 * r["auc"], n) for n, r in res.items() if n.startswith("DyTrack dynamic")])
     forced = [(r["fps"], 100 * r["auc"], n) for n, r in res.items() if n.startswith("DyTrack exit")]
-    pts = sorted(dyn + forced)
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color="tab:red", label="DyTrack (threshold sweep)")
+    ax.plot([p[0] for p in dyn], [p[1] for p in dyn], "-o", color="tab:red", label="DyTrack dynamic (threshold sweep)")
+    ax.plot([p[0] for p in forced], [p[1] for p in forced], "D", color="tab:red", fillstyle="none", markersize=8,
+            label="DyTrack, exit forced")
     for fps, auc, n in forced:
-        ax.annotate(n.replace("DyTrack ", ""), (fps, auc), fontsize=7, xytext=(4, -10), textcoords="offset points")
+        ax.annotate(n.replace("DyTrack ", "").replace(" forced", ""), (fps, auc), fontsize=7, xytext=(4, -10),
+                    textcoords="offset points")
     for n, r in res.items():
         if not n.startswith("DyTrack"):
             ax.plot(r["fps"], 100 * r["auc"], "s", markersize=7, label=n)

@@ -10,10 +10,15 @@ OUT="${OUT:-models/dytrack_small}"
 STEPS="${STEPS:-2000}"
 ABL_STEPS="${ABL_STEPS:-300}"
 "$PY" -m dytrack_ros.training.train --out runs/main --steps "$STEPS" --batch 32 --seed 1
-"$PY" -m dytrack_ros.backends.export --checkpoint runs/main/final.pt --out "$OUT"
-cp runs/main/final.pt "$OUT/model.pt"
+# second phase: teach the IoU heads that a search region without the target scores 0 (everything else frozen)
+"$PY" -m dytrack_ros.training.train --out runs/iou_ft --init runs/main/final.pt --trainable iou_heads \
+  --negatives 0.3 --steps 600 --batch 32 --warmup 20 --lr 1e-3 --distill-weight 0 --seed 5 --workers 2
+"$PY" -m dytrack_ros.backends.export --checkpoint runs/iou_ft/final.pt --out "$OUT"
+cp runs/iou_ft/final.pt "$OUT/model.pt"
 cp runs/main/log.csv "$OUT/train_log.csv"
 cp runs/main/config.json "$OUT/train_config.json"
+cp runs/iou_ft/log.csv "$OUT/finetune_iou_log.csv"
+cp runs/iou_ft/config.json "$OUT/finetune_iou_config.json"
 # ablation: equal short runs, only the switch differs
 "$PY" -m dytrack_ros.training.train --out runs/abl_full --steps "$ABL_STEPS" --batch 24 --seed 3
 "$PY" -m dytrack_ros.training.train --out runs/abl_norecycle --steps "$ABL_STEPS" --batch 24 --seed 3 --recycling none

@@ -216,6 +216,6 @@ def test_startup_errors_are_clear(tmp_path, tiny_bundle):
     assert code != 0 and "3 stages" in out
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text(open(os.path.join(ROOT, "config", "tracker.yaml")).read().replace(
-        "lost_threshold: 0.25", "lost_threshold: high"))
+        "lost_threshold: 0.15", "lost_threshold: high"))
     code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}"], params_file=str(bad_yaml))
     assert code != 0 and "cannot start" in out and "lost_threshold" in out

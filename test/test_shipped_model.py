@@ -38,7 +38,7 @@ def test_model_card_and_calibration_are_present():
 @pytest.fixture(scope="module")
 def heldout_results():
     tracker = build_tracker(SHIPPED_MODEL, "onnxruntime")
-    suite = generated_suite(4, 60, seed=31337)              # held-out photos, a seed the card did not use
+    suite = generated_suite(8, 60, seed=31337)  # held-out photos, a seed the card did not use; 4 sequences swung AUC by 7 points
     full = evaluate_dytrack(tracker, suite, force_stage=tracker.num_stages)
     calibrated = evaluate_dytrack(tracker, suite)           # the calibrated thresholds from the manifest
     tracker.set_thresholds([0.7] * (tracker.num_stages - 1) + [0.0])

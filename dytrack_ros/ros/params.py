@@ -26,7 +26,7 @@ class NodeParams:
     threads: int = 0                           # CPU threads for inference (0 = runtime default)
     exit_thresholds: List[float] = field(default_factory=list)   # per stage; [] = the model's defaults
     search_factor: float = 0.0                 # search area / target size; 0 = the model's default
-    lost_threshold: float = 0.25
+    lost_threshold: float = 0.15
     image_topic: str = "image"
     use_compressed: bool = False               # subscribe to <image_topic>/compressed (CompressedImage)
     init_topic: str = "init_box"

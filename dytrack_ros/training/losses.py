@@ -70,8 +70,21 @@ def target_mask(gt_cxcywh, grid: int):
 
 
 def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, distill_weight: float = 1.0,
-                 iou_weight: float = 1.0, giou_weight: float = 2.0, l1_weight: float = 5.0) -> Dict[str, torch.Tensor]:
-    """gt: (B, 4) cx, cy, w, h in search-crop fractions. Returns the total and its parts (for logging)."""
+                 iou_weight: float = 1.0, giou_weight: float = 2.0, l1_weight: float = 5.0,
+                 present: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+    """gt: (B, 4) cx, cy, w, h in search-crop fractions; present: (B,) 1 where the target is in the search crop
+    (absent samples only train the IoU score, towards 0). Returns the total and its parts (for logging)."""
+    if present is not None and not bool(present.all()):
+        keep = present > 0.5
+        absent_ious = torch.stack([o["iou"][~keep] for o in outs])      # (stages, n_absent)
+        absent_loss = F.smooth_l1_loss(absent_ious, torch.zeros_like(absent_ious), beta=0.1)
+        if not bool(keep.any()):
+            return {"total": iou_weight * absent_loss, "iou_absent": absent_loss.detach()}
+        parts = dytrack_loss(model, [{k: v[keep] for k, v in o.items()} for o in outs], gt[keep], exit_weights,
+                             distill_weight, iou_weight, giou_weight, l1_weight)
+        parts["total"] = parts["total"] + iou_weight * absent_loss
+        parts["iou_absent"] = absent_loss.detach()
+        return parts
     grid = outs[0]["score_map"].shape[-1]
     heat = gaussian_heatmap(gt, grid)
     cx = (gt[:, 0] * grid).floor().clamp(0, grid - 1).long()
@@ -93,7 +106,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         total = total + w * (fl + giou_weight * (1 - giou).mean() + l1_weight * l1) + iou_weight * iou_loss
         parts[f"focal{k}"], parts[f"giou{k}"], parts[f"iou_err{k}"] = fl.detach(), giou.mean().detach(), iou_loss.detach()
         parts[f"box_iou{k}"] = achieved.mean()
-    if distill_weight > 0 and len(outs) > 1:
+    if distill_weight > 0 and len(outs) > 1 and "distill_student" in outs[0]:
         mask = target_mask(gt, grid)                      # target-aware: only tokens on the target
         teacher = outs[-1]["search_features"].detach()
         dist = gt.new_zeros(())

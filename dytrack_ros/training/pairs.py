@@ -34,17 +34,21 @@ def color_jitter(rng, img):
 
 
 class SyntheticPairs(torch.utils.data.IterableDataset):
-    """Endless pairs from photo-built scenes; each scene yields `pairs_per_scene` pairs (frame gaps up to max_gap)."""
+    """Endless pairs from photo-built scenes; each scene yields `pairs_per_scene` pairs (frame gaps up to max_gap).
+
+    Items: (template, search, gt box in the search crop, present). With probability `negatives` the search crop
+    comes from another scene (the target is absent, present = 0): the IoU head must learn to say so."""
 
     def __init__(self, cfg: ModelConfig, photos: List[np.ndarray], seed: int, pairs_per_scene: int = 4,
-                 max_gap: int = 40, spec: Optional[SequenceSpec] = None):
+                 max_gap: int = 40, spec: Optional[SequenceSpec] = None, negatives: float = 0.0):
         self.cfg, self.photos, self.seed = cfg, photos, seed
-        self.pairs_per_scene, self.max_gap = pairs_per_scene, max_gap
+        self.pairs_per_scene, self.max_gap, self.negatives = pairs_per_scene, max_gap, negatives
         self.spec = spec or SequenceSpec(length=max_gap + 1)
 
     def __iter__(self) -> Iterator:
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
+        previous = None   # (frame, box) of the last scene: a search region where this scene's target is absent
         while True:
             scene = Scene(self.photos, rng, self.spec)
             cache = {}
@@ -55,9 +59,16 @@ class SyntheticPairs(torch.utils.data.IterableDataset):
                 for t in (t0, t1):
                     if t not in cache:
                         cache[t] = scene.frame(t)
-                template, search, gt = make_pair(self.cfg, rng, cache[t0], scene.boxes[t0], cache[t1], scene.boxes[t1])
+                negative = previous is not None and rng.random() < self.negatives
+                frame, box = (previous if negative else (cache[t1], scene.boxes[t1]))
+                if negative:  # same size as this target, somewhere in the other scene
+                    box = np.array([rng.uniform(0, frame.shape[1] - 20), rng.uniform(0, frame.shape[0] - 20),
+                                    scene.boxes[t1][2], scene.boxes[t1][3]])
+                template, search, gt = make_pair(self.cfg, rng, cache[t0], scene.boxes[t0], frame, box)
                 yield (torch.from_numpy(to_network_input(color_jitter(rng, template))[0]),
-                       torch.from_numpy(to_network_input(search)[0]), torch.from_numpy(gt))
+                       torch.from_numpy(to_network_input(search)[0]), torch.from_numpy(gt),
+                       torch.tensor(0.0 if negative else 1.0))
+            previous = (cache[t1], scene.boxes[t1])
 
 
 class FolderPairs(torch.utils.data.IterableDataset):
@@ -83,4 +94,4 @@ class FolderPairs(torch.utils.data.IterableDataset):
                 continue
             template, search, gt = make_pair(self.cfg, rng, f0, seq.boxes[t0], f1, seq.boxes[t1])
             yield (torch.from_numpy(to_network_input(template)[0]), torch.from_numpy(to_network_input(search)[0]),
-                   torch.from_numpy(gt))
+                   torch.from_numpy(gt), torch.tensor(1.0))

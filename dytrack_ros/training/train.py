@@ -43,6 +43,10 @@ def parse_args(argv=None):
     p.add_argument("--recycling", default=None, help="override the model's feature-recycling schema")
     p.add_argument("--model-config", default=None, help="JSON file with ModelConfig fields")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--negatives", type=float, default=0.0,
+                   help="share of pairs whose search crop lacks the target (trains the IoU score towards 0)")
+    p.add_argument("--trainable", choices=["all", "iou_heads"], default="all",
+                   help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init)")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -53,7 +57,7 @@ def build_dataset(args, cfg, rank):
     if args.data == "synthetic":
         from .pairs import SyntheticPairs
         from .photos import load_photos
-        return SyntheticPairs(cfg, load_photos("train"), seed=args.seed * 1000 + rank)
+        return SyntheticPairs(cfg, load_photos("train"), seed=args.seed * 1000 + rank, negatives=args.negatives)
     kind, _, root = args.data.partition(":")
     from ..evaluation import datasets as ds
     readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet}
@@ -115,6 +119,10 @@ def main(argv=None):
         opt_state = None
     cfg = model.cfg
     model.to(device).train()
+    if args.trainable == "iou_heads":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("iou_heads."))
+        model.eval()  # frozen BatchNorm in the exit heads; the IoU heads have none
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     if opt_state:
@@ -135,11 +143,12 @@ def main(argv=None):
                desc="train", dynamic_ncols=True)
     t0 = time.time()
     for step in bar:
-        template, search, gt = (t.to(device, non_blocking=True) for t in next(batches))
+        template, search, gt, present = (t.to(device, non_blocking=True) for t in next(batches))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args)
         outs = net(template, search)
-        parts = dytrack_loss(model, outs, gt, exit_weights(step, args, cfg.num_stages), args.distill_weight)
+        parts = dytrack_loss(model, outs, gt, exit_weights(step, args, cfg.num_stages), args.distill_weight,
+                             present=present)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -148,7 +157,7 @@ def main(argv=None):
             row = {"step": step, "lr": lr_at(step, args), "seconds": round(time.time() - t0, 1)}
             row.update({k: round(float(v.detach()), 5) for k, v in parts.items()})
             if writer is None:
-                writer = csv.DictWriter(log_file, fieldnames=list(row))
+                writer = csv.DictWriter(log_file, fieldnames=list(row), extrasaction="ignore")
                 if log_file.tell() == 0:
                     writer.writeheader()
             writer.writerow(row)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce models/dytrack_small and its model card: train, export, calibrate, evaluate, ablate.
-# On 2 CPU cores: about 35 min (main run) + 3 x 6 min (ablations) + 10 min (evaluation).
+# On 2 CPU cores: about 35 min (main run) + 12 x 2 min (ablations: 3 variants x 4 seeds) + 15 min (evaluation).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
@@ -19,13 +19,22 @@ cp runs/main/log.csv "$OUT/train_log.csv"
 cp runs/main/config.json "$OUT/train_config.json"
 cp runs/iou_ft/log.csv "$OUT/finetune_iou_log.csv"
 cp runs/iou_ft/config.json "$OUT/finetune_iou_config.json"
-# ablation: equal short runs, only the switch differs
-"$PY" -m dytrack_ros.training.train --out runs/abl_full --steps "$ABL_STEPS" --batch 24 --seed 3
-"$PY" -m dytrack_ros.training.train --out runs/abl_norecycle --steps "$ABL_STEPS" --batch 24 --seed 3 --recycling none
-"$PY" -m dytrack_ros.training.train --out runs/abl_nodistill --steps "$ABL_STEPS" --batch 24 --seed 3 --distill-weight 0
-for r in abl_full abl_norecycle abl_nodistill; do cp "runs/$r/final.pt" "runs/$r/model.pt"; done
+# ablation: equal short runs, only the switch differs; several seeds per variant (one run is noise-dominated)
+ABL_SEEDS="${ABL_SEEDS:-3 4 5 6}"
+declare -A FOLDERS
+for seed in $ABL_SEEDS; do
+  "$PY" -m dytrack_ros.training.train --out "runs/abl_full_s$seed" --steps "$ABL_STEPS" --batch 24 --seed "$seed"
+  "$PY" -m dytrack_ros.training.train --out "runs/abl_norecycle_s$seed" --steps "$ABL_STEPS" --batch 24 --seed "$seed" \
+    --recycling none
+  "$PY" -m dytrack_ros.training.train --out "runs/abl_nodistill_s$seed" --steps "$ABL_STEPS" --batch 24 --seed "$seed" \
+    --distill-weight 0
+  for r in abl_full abl_norecycle abl_nodistill; do
+    cp "runs/${r}_s$seed/final.pt" "runs/${r}_s$seed/model.pt"
+    FOLDERS[$r]="${FOLDERS[$r]:+${FOLDERS[$r]},}runs/${r}_s$seed"
+  done
+done
 "$PY" -m dytrack_ros.evaluation.model_card --model "$OUT" --calibrate --card "$OUT/MODEL_CARD.md" \
-  --json "$OUT/heldout_results.json" \
-  --ablation "recycling (tokens+prediction) + distillation=runs/abl_full" \
-  --ablation "no recycling=runs/abl_norecycle" \
-  --ablation "no distillation=runs/abl_nodistill"
+  --json "$OUT/heldout_results.json" --ablation-sequences 16 \
+  --ablation "recycling (tokens+prediction) + distillation=${FOLDERS[abl_full]}" \
+  --ablation "no recycling=${FOLDERS[abl_norecycle]}" \
+  --ablation "no distillation=${FOLDERS[abl_nodistill]}"

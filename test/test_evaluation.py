@@ -1,6 +1,7 @@
 """Dataset readers on real folder layouts, the generated suite, and the benchmark/model-card commands end to end."""
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -84,10 +85,15 @@ def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
     card = tmp_path / "CARD.md"
     card.write_text("# card\n\nintro\n\n<!-- results:start -->\nSTALE-RESULTS\n<!-- results:end -->\n\nfooter\n")
     model_card.main(["--model", str(model), "--sequences", "1", "--length", "6", "--thresholds", "0.5",
-                     "--calibrate", "--card", str(card), "--ablation", f"same={model}", "--ablation-sequences", "1",
+                     "--calibrate", "--card", str(card), "--ablation", f"same={model}", "--ablation", f"twice={model},{model}",
+                     "--ablation-sequences", "1",
                      "--threads", "1"])
     text = card.read_text()
     assert "intro" in text and "footer" in text and "STALE-RESULTS" not in text
-    assert "exit 3 forced (full depth)" in text and "| same |" in text
+    assert "exit 3 forced (full depth)" in text and "| same | 1 |" in text
+    # several runs of one variant: the mean, and the range over the runs (identical runs: min = max = mean)
+    row = next(line for line in text.splitlines() if line.startswith("| twice | 2 |"))
+    mean, lo, hi = (float(x) for x in re.match(r"\| twice \| 2 \| ([\d.]+) \[([\d.]+)-([\d.]+)\]", row).groups())
+    assert lo == hi == mean
     manifest = json.load(open(model / "manifest.json"))
     assert "threshold_calibration" in manifest and manifest["exit_thresholds"][-1] == 0.0

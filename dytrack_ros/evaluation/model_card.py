@@ -13,6 +13,8 @@ import argparse
 import json
 import os
 
+import numpy as np
+
 from ..backends.base import MANIFEST_NAME
 from ..tracking.factory import build_tracker
 from . import machine
@@ -32,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--thresholds", type=float, nargs="*", default=[0.4, 0.5, 0.6, 0.7, 0.8])
     p.add_argument("--calibrate", action="store_true")
-    p.add_argument("--ablation", action="append", default=[], help="NAME=FOLDER with model.pt (torch backend)")
+    p.add_argument("--ablation", action="append", default=[], help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
     p.add_argument("--ablation-sequences", type=int, default=10)
     p.add_argument("--card", default="")
     p.add_argument("--json", default="")
@@ -64,12 +66,12 @@ def main(argv=None):
                     "photos": "held out (training/photos.py split)"}
     if args.ablation:
         small = suite[:args.ablation_sequences]
-        out["ablation"] = {}
+        out["ablation"], out["ablation_runs"] = {}, {}
         for spec in args.ablation:
-            name, _, folder = spec.partition("=")
-            t = build_tracker(folder, "torch", device="cpu", threads=args.threads)
-            out["ablation"][name] = {f"exit {k}": evaluate_dytrack(t, small, force_stage=k, desc=f"{name} exit {k}")["auc"]
-                                     for k in range(1, t.num_stages + 1)}
+            name, _, folders = spec.partition("=")
+            runs = [ablation_run(folder, small, name, args.threads) for folder in folders.split(",")]
+            out["ablation_runs"][name] = runs
+            out["ablation"][name] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
@@ -81,6 +83,13 @@ def main(argv=None):
         _, _, tail = rest.partition(END)
         with open(args.card, "w") as f:
             f.write(head + START + "\n" + text + "\n" + END + tail)
+
+
+def ablation_run(folder: str, suite, name: str, threads: int) -> dict:
+    """Success AUC with each exit forced, for one trained variant (its model.pt, torch backend)."""
+    t = build_tracker(folder, "torch", device="cpu", threads=threads)
+    return {f"exit {k}": evaluate_dytrack(t, suite, force_stage=k, desc=f"{name} exit {k}")["auc"]
+            for k in range(1, t.num_stages + 1)}
 
 
 def results_markdown(out, args) -> str:
@@ -97,11 +106,16 @@ def results_markdown(out, args) -> str:
                      f"{r['mean_stages']:.2f} | {share} | {r['ms_per_frame']:.2f} |")
     if out.get("ablation"):
         names = list(next(iter(out["ablation"].values())))
+        runs = out.get("ablation_runs", {})
         lines += ["", f"Ablation (short runs of equal length, first {args.ablation_sequences} held-out sequences, "
-                      "success AUC with each exit forced):", "",
-                  "| variant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+                      "success AUC with each exit forced; with several runs per variant (seeds): mean and "
+                      "[min-max]):", "",
+                  "| variant | runs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
         for variant, r in out["ablation"].items():
-            lines.append(f"| {variant} | " + " | ".join(f"{100 * r[n]:.1f}" for n in names) + " |")
+            rs = runs.get(variant, [r])
+            cells = [f"{100 * r[n]:.1f}" + (f" [{100 * min(x[n] for x in rs):.1f}-{100 * max(x[n] for x in rs):.1f}]"
+                                            if len(rs) > 1 else "") for n in names]
+            lines.append(f"| {variant} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

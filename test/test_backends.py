@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHIPPED_MODEL
 from dytrack_ros.backends import BackendError, create_backend
 from dytrack_ros.backends.base import Manifest
 from dytrack_ros.backends.export import OPSET, example_inputs
@@ -83,13 +84,15 @@ def _trt_module():
     return None
 
 
-def test_exported_graphs_parse_and_build_with_tensorrt(tiny_bundle):
-    """Runs without a GPU with TensorRT-RTX from PyPI (tensorrt-rtx-cu13): proves the graphs are TRT-exportable."""
+@pytest.mark.parametrize("bundle", ["tiny", "shipped"])
+def test_exported_graphs_parse_and_build_with_tensorrt(bundle, tiny_bundle):
+    """Runs without a GPU with TensorRT-RTX from PyPI (tensorrt-rtx-cu13): proves the graphs are TRT-exportable,
+    both a freshly exported bundle and the model we ship."""
     trt = _trt_module()
     if trt is None:
         pytest.skip("neither tensorrt nor tensorrt_rtx is installed (pip install tensorrt-rtx-cu13)")
     from dytrack_ros.backends.tensorrt_backend import build_serialized_engine
-    m = Manifest.load(tiny_bundle)
+    m = Manifest.load(tiny_bundle if bundle == "tiny" else SHIPPED_MODEL)
     for name in m.graph_files():
         engine = build_serialized_engine(trt, m.path(name))
         assert engine is not None and len(memoryview(engine)) > 100_000, name

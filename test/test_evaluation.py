@@ -85,9 +85,8 @@ def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
     card = tmp_path / "CARD.md"
     card.write_text("# card\n\nintro\n\n<!-- results:start -->\nSTALE-RESULTS\n<!-- results:end -->\n\nfooter\n")
     model_card.main(["--model", str(model), "--sequences", "1", "--length", "6", "--thresholds", "0.5",
-                     "--calibrate", "--card", str(card), "--ablation", f"same={model}", "--ablation", f"twice={model},{model}",
-                     "--ablation-sequences", "1",
-                     "--threads", "1"])
+                     "--calibrate", "--card", str(card), "--ablation", f"same={model}",
+                     "--ablation", f"twice={model},{model}", "--ablation-sequences", "1", "--threads", "1"])
     text = card.read_text()
     assert "intro" in text and "footer" in text and "STALE-RESULTS" not in text
     assert "exit 3 forced (full depth)" in text and "| same | 1 |" in text

@@ -34,7 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--thresholds", type=float, nargs="*", default=[0.4, 0.5, 0.6, 0.7, 0.8])
     p.add_argument("--calibrate", action="store_true")
-    p.add_argument("--ablation", action="append", default=[], help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
+    p.add_argument("--ablation", action="append", default=[],
+                   help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
     p.add_argument("--ablation-sequences", type=int, default=10)
     p.add_argument("--card", default="")
     p.add_argument("--json", default="")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from ..backends import BACKEND_NAMES
+from ..tracking.tracker import TrackerParams
 
 REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 DEFAULT_MODEL = "dytrack_small"
@@ -26,7 +27,7 @@ class NodeParams:
     threads: int = 0                           # CPU threads for inference (0 = runtime default)
     exit_thresholds: List[float] = field(default_factory=list)   # per stage; [] = the model's defaults
     search_factor: float = 0.0                 # search area / target size; 0 = the model's default
-    lost_threshold: float = 0.15
+    lost_threshold: float = TrackerParams.lost_threshold   # one default, the tracker's
     image_topic: str = "image"
     use_compressed: bool = False               # subscribe to <image_topic>/compressed (CompressedImage)
     init_topic: str = "init_box"

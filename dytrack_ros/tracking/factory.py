@@ -34,7 +34,7 @@ def read_model_info(model_dir: str) -> dict:
 
 def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", threads: int = 0,
                   thresholds: Optional[Sequence[float]] = None, search_factor: Optional[float] = None,
-                  lost_threshold: float = 0.15, fp16: bool = True) -> DyTracker:
+                  lost_threshold: float = TrackerParams.lost_threshold, fp16: bool = True) -> DyTracker:
     info = read_model_info(model_dir)
     params = TrackerParams(template_size=info["template_size"], search_size=info["search_size"],
                            template_factor=info["template_factor"],

@@ -152,7 +152,7 @@ class DyTracker:
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds
-        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        cx, cy = box_center(box)
         bw, bh = np.clip(box[2:], self.init_size * lo, self.init_size * hi)
         return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 

@@ -1,7 +1,7 @@
 """Per-exit losses: center focal loss, L1 + GIoU on the box, IoU-score regression, and target-aware distillation."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ def target_mask(gt_cxcywh, grid: int):
 
 def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, distill_weight: float = 1.0,
                  iou_weight: float = 1.0, giou_weight: float = 2.0, l1_weight: float = 5.0,
-                 present: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+                 present: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """gt: (B, 4) cx, cy, w, h in search-crop fractions; present: (B,) 1 where the target is in the search crop
     (absent samples only train the IoU score, towards 0). Returns the total and its parts (for logging)."""
     if present is not None and not bool(present.all()):

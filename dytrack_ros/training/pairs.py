@@ -48,7 +48,7 @@ class SyntheticPairs(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator:
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        previous = None   # (frame, box) of the last scene: a search region where this scene's target is absent
+        previous = None   # a frame of the last scene: a search region where this scene's target is absent
         while True:
             scene = Scene(self.photos, rng, self.spec)
             cache = {}
@@ -60,15 +60,17 @@ class SyntheticPairs(torch.utils.data.IterableDataset):
                     if t not in cache:
                         cache[t] = scene.frame(t)
                 negative = previous is not None and rng.random() < self.negatives
-                frame, box = (previous if negative else (cache[t1], scene.boxes[t1]))
-                if negative:  # same size as this target, somewhere in the other scene
+                if negative:  # a box of this target's size somewhere in the other scene
+                    frame = previous
                     box = np.array([rng.uniform(0, frame.shape[1] - 20), rng.uniform(0, frame.shape[0] - 20),
-                                    scene.boxes[t1][2], scene.boxes[t1][3]])
+                                    *scene.boxes[t1][2:]])
+                else:
+                    frame, box = cache[t1], scene.boxes[t1]
                 template, search, gt = make_pair(self.cfg, rng, cache[t0], scene.boxes[t0], frame, box)
                 yield (torch.from_numpy(to_network_input(color_jitter(rng, template))[0]),
                        torch.from_numpy(to_network_input(search)[0]), torch.from_numpy(gt),
                        torch.tensor(0.0 if negative else 1.0))
-            previous = (cache[t1], scene.boxes[t1])
+            previous = cache[t1]
 
 
 class FolderPairs(torch.utils.data.IterableDataset):

@@ -1,26 +1,8 @@
 """Tracker behaviour with the shipped model on real photos: a target that leaves the image."""
-import cv2
-import numpy as np
-
 from conftest import SHIPPED_MODEL
+from dytrack_ros.evaluation.datasets import leaving_sequence
 from dytrack_ros.tracking import LOST, TRACKING
 from dytrack_ros.tracking.factory import build_tracker
-
-
-def leaving_sequence(photos, n=60, speed=8):
-    """A patch of one held-out photo slides left over another until it is gone (last ~15 frames empty)."""
-    bg = cv2.resize(photos[0], (480, 360))
-    patch = cv2.resize(photos[1][40:160, 40:120], (40, 60))
-    frames, boxes = [], []
-    for i in range(n):
-        x = 150 - speed * i
-        f = bg.copy()
-        x0, x1 = max(x, 0), min(x + 40, 480)
-        if x1 > x0:
-            f[150:210, x0:x1] = patch[:, x0 - x:x1 - x]
-        frames.append(f)
-        boxes.append([x, 150, 40, 60])
-    return frames, np.array(boxes, float)
 
 
 def test_target_leaving_the_image_is_reported_lost_without_box_collapse(heldout_photos):

@@ -139,3 +139,20 @@ def generated_suite(num_sequences: int = 16, length: int = 100, seed: int = 2024
         frames, boxes = make_sequence(photos, seed=seed + i, spec=spec)
         out.append(Sequence(f"{split}-{seed + i:05d}", frames, boxes, fps=30.0))
     return out
+
+
+def leaving_sequence(photos, n: int = 60, speed: int = 8):
+    """A 40x60 patch of photos[1] slides left over photos[0] (480x360) until it has left the image; the last
+    ~35 frames hold no target at all (their boxes lie entirely left of x = 0). Returns (frames, boxes)."""
+    bg = cv2.resize(photos[0], (480, 360))
+    patch = cv2.resize(photos[1][40:160, 40:120], (40, 60))
+    frames, boxes = [], []
+    for i in range(n):
+        x = 150 - speed * i
+        f = bg.copy()
+        x0, x1 = max(x, 0), min(x + 40, 480)
+        if x1 > x0:
+            f[150:210, x0:x1] = patch[:, x0 - x:x1 - x]
+        frames.append(f)
+        boxes.append([x, 150, 40, 60])
+    return frames, np.array(boxes, float)

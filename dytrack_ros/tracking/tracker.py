@@ -39,7 +39,7 @@ class TrackerParams:
     template_factor: float = 2.0
     search_factor: float = 4.0
     thresholds: List[float] = field(default_factory=lambda: [0.6, 0.6, 0.0])
-    lost_threshold: float = 0.15      # shipped model: absent target 0.03-0.19; held-out frames < 0.25: 1.3%
+    lost_threshold: float = 0.15      # trade-off measured in benchmarks/LOST_THRESHOLD.md
     window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
     max_search_growth: float = 2.0
     min_box_side: float = 2.0

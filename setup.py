@@ -21,6 +21,7 @@ setup(
     description="DyTrack dynamic early-exit transformer tracker with a ROS 2 node",
     license="Apache-2.0",
     packages=find_packages(include=["dytrack_ros", "dytrack_ros.*"]),
+    package_data={"dytrack_ros.data": ["real_sequences.json"]},
     python_requires=">=3.10",
     install_requires=["numpy", "opencv-contrib-python-headless", "pyyaml", "tqdm", "onnxruntime"],
     data_files=[

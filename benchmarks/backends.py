@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dytrack_ros.backends import BackendError, available_backends, create_backend  # noqa: E402
 from dytrack_ros.evaluation import machine  # noqa: E402
-from dytrack_ros.evaluation.datasets import generated_suite  # noqa: E402
+from dytrack_ros.data.sequences import generated_suite  # noqa: E402
 from dytrack_ros.evaluation.runner import run_dytrack  # noqa: E402
 from dytrack_ros.tracking.factory import build_tracker, read_model_info  # noqa: E402
 from dytrack_ros.tracking.crops import box_center, crop_and_resize, crop_side, to_network_input  # noqa: E402

@@ -3,7 +3,7 @@
     python benchmarks/lost_threshold.py --model models/dytrack_small [--out benchmarks/LOST_THRESHOLD.md]
 
 For each threshold (0 = the score never declares LOST): success AUC on the held-out suite with every frame at full
-depth, and on the leaving-the-image sequence (dytrack_ros.evaluation.datasets.leaving_sequence) the share of
+depth, and on the leaving-the-image sequence (dytrack_ros.data.sequences.leaving_sequence) the share of
 target-free frames reported LOST. Also the exit scores themselves: how many held-out frames score under each
 threshold, and the score range on target-free frames with the LOST logic off. Writes Markdown with machine and date.
 """
@@ -18,11 +18,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dytrack_ros.evaluation import machine  # noqa: E402
-from dytrack_ros.evaluation.datasets import generated_suite, leaving_sequence  # noqa: E402
+from dytrack_ros.data.sequences import generated_suite, leaving_sequence  # noqa: E402
 from dytrack_ros.evaluation.runner import evaluate_dytrack  # noqa: E402
 from dytrack_ros.tracking import LOST  # noqa: E402
 from dytrack_ros.tracking.factory import build_tracker  # noqa: E402
-from dytrack_ros.training.photos import load_photos  # noqa: E402
+from dytrack_ros.data.photos import load_photos  # noqa: E402
 
 
 def leaving_results(tracker):

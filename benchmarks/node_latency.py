@@ -40,9 +40,9 @@ def main(argv=None):
     from sensor_msgs.msg import Image
     from dytrack_ros.msg import TargetBox, TrackedTarget
     from dytrack_ros.evaluation import machine
-    from dytrack_ros.evaluation.datasets import generated_suite
+    from dytrack_ros.data.sequences import generated_suite
     from dytrack_ros.evaluation.runner import run_dytrack
-    from dytrack_ros.evaluation.datasets import Sequence
+    from dytrack_ros.data.sequences import Sequence
     from dytrack_ros.ros.image_conversion import bgr_to_image
     from dytrack_ros.tracking.factory import build_tracker
 

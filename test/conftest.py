@@ -25,7 +25,7 @@ def tiny_config(**overrides):
 
 @pytest.fixture(scope="session")
 def heldout_photos():
-    from dytrack_ros.training.photos import load_photos
+    from dytrack_ros.data.photos import load_photos
     return load_photos("heldout")
 
 
@@ -45,7 +45,7 @@ def tiny_bundle(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def heldout_sequence(heldout_photos):
-    from dytrack_ros.training.synthetic import SequenceSpec, make_sequence
+    from dytrack_ros.data.synthetic import SequenceSpec, make_sequence
     return make_sequence(heldout_photos, seed=12345, spec=SequenceSpec(length=40, distractors=0, occlusion=False))
 
 

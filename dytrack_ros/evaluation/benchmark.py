@@ -1,11 +1,15 @@
-"""Speed-accuracy benchmark: DyTrack's threshold sweep next to peer trackers, same frames, one run.
+"""Speed-accuracy benchmark: DyTrack's exits and threshold sweep next to peer trackers, same frames, one run.
 
-    dytrack-benchmark --model models/dytrack_small --out benchmarks
+    dytrack-benchmark --model models/dytrack_small --nanotrack DIR --out benchmarks
 
-Writes benchmarks/RESULTS.md (machine, date, table), results.json, speed_accuracy.png (like the paper's
-Figure 1: DyTrack's threshold sweep as a curve, peers as points) and exit_histogram.png. The suite is built
-from real photos held out from training (exact ground truth); a real video without labels (Debian's vtest.avi)
-is scored by forward-backward consistency.
+Headline suite: the real validation split of data/real_sequences.json (OTB layout, default .data/realdata;
+`--real DIR` elsewhere, `--real ""` to skip), never trained on. Secondary: sequences built from held-out photos
+(`--photo-sequences 0` skips them) and forward-backward consistency on Debian's unlabelled vtest.avi.
+Writes RESULTS.md (machine, date, tables, per-sequence AUC, lost-and-found), results.json, speed_accuracy.png
+(DyTrack's threshold sweep as a curve, forced exits and peers as points) and exit_histogram.png.
+Peers: OpenCV's CSRT/KCF/MIL (and others), NanoTrack v2 when `--nanotrack` names the folder holding
+`nanotrack_backbone_sim.onnx` + `nanotrack_head_sim.onnx` (HonglinChu/SiamTrackers, Apache-2.0; not shipped).
+Every tracker runs with the same number of threads (`--threads`, default 1).
 """
 from __future__ import annotations
 
@@ -16,28 +20,32 @@ import sys
 
 import numpy as np
 
+from ..data.realdata import load_split, realdata_root
+from ..data.sequences import READERS, Sequence, generated_suite
 from ..tracking.factory import build_tracker
 from . import machine
-from .datasets import READERS, Sequence, generated_suite
 from .metrics import forward_backward_error
 from .peers import CLASSICAL, OpenCVTracker
-from .runner import dytrack_policies, evaluate_peer, run_dytrack, run_peer
+from .runner import dytrack_variants, evaluate_variants, run_dytrack, run_peer
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/dytrack_small")
     p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="threads for every tracker (DyTrack's runtime, OpenCV)")
     p.add_argument("--out", default="benchmarks")
-    p.add_argument("--sequences", type=int, default=16)
+    p.add_argument("--real", default=None, help="OTB-layout folder with the real sequences (default: .data/realdata)")
+    p.add_argument("--split", default="validation", help="which split of data/real_sequences.json to run")
+    p.add_argument("--photo-sequences", type=int, default=16, help="photo-built held-out sequences (0: skip)")
     p.add_argument("--length", type=int, default=100)
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.5, 0.6, 0.7, 0.8])
-    p.add_argument("--peers", nargs="*", default=[p for p in CLASSICAL if p != "TLD"],
+    p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.5, 0.7])
+    p.add_argument("--peers", nargs="*", default=["CSRT", "KCF", "MIL"],
                    help=f"available here: {', '.join(CLASSICAL)}")
+    p.add_argument("--nanotrack", default="", help="folder with NanoTrack v2's two ONNX graphs (adds the peer)")
     p.add_argument("--peer-model", action="append", default=[], help="NAME=PATH for learned OpenCV trackers (Vit)")
-    p.add_argument("--dataset", default="", help="also evaluate a real dataset: otb:DIR, lasot:DIR, got10k:DIR, ...")
+    p.add_argument("--dataset", default="", help="also evaluate another dataset: otb:DIR, lasot:DIR, got10k:DIR")
     p.add_argument("--video", default=".data/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi")
     p.add_argument("--video-box", type=float, nargs=4, default=[638, 238, 48, 86])
     p.add_argument("--video-frames", type=int, default=60)
@@ -65,35 +73,57 @@ def forward_backward(make_tracker, video, box, frames, is_dytrack):
     return forward_backward_error(run.boxes, back.boxes)
 
 
+def peer_variants(names, models, threads) -> dict:
+    import cv2
+    cv2.setNumThreads(max(threads, 1))
+    out = {}
+    for name in names:
+        try:
+            OpenCVTracker(name, models.get(name))  # fails early on missing model files
+        except (ValueError, cv2.error) as exc:
+            print(f"peer {name} skipped: {exc}", file=sys.stderr)
+            continue
+        out[name] = (lambda n: (lambda seq: run_peer(OpenCVTracker(n, models.get(n)), seq)))(name)
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     tracker = build_tracker(args.model, args.backend, threads=args.threads)
     calibrated = list(tracker.params.thresholds)
-    print(f"building {args.sequences} held-out sequences of {args.length} frames ...", flush=True)
-    suite = generated_suite(args.sequences, args.length, args.seed)
-    suites = {"generated (held-out photos)": suite}
+    models = dict(pm.split("=", 1) for pm in args.peer_model)
+    peers = list(args.peers) + [n for n in models if n not in args.peers]
+    if args.nanotrack:
+        models["NanoTrack"] = args.nanotrack
+        peers.append("NanoTrack")
+    suites = {}
+    real_root = realdata_root() if args.real is None else args.real
+    if real_root:
+        seqs = load_split(args.split, real_root)
+        suites[f"real {args.split} split ({len(seqs)} sequences, {sum(len(s) for s in seqs)} frames)"] = seqs
     if args.dataset:
         kind, _, root = args.dataset.partition(":")
         suites[f"{kind} {root}"] = READERS[kind](root)
-    peer_models = dict(pm.split("=", 1) for pm in args.peer_model)
+    if args.photo_sequences:
+        print(f"building {args.photo_sequences} held-out photo sequences of {args.length} frames ...", flush=True)
+        suites["photo-built (held-out photos; secondary)"] = generated_suite(args.photo_sequences, args.length, args.seed)
     results = {"machine": machine.describe(), "date": machine.today(), "backend": tracker.backend.name,
-               "model": args.model, "suites": {}}
+               "threads": args.threads, "model": args.model, "argv": list(argv if argv is not None else sys.argv[1:]),
+               "suites": {}}
     for suite_name, seqs in suites.items():
-        res = {"DyTrack " + k: v for k, v in dytrack_policies(tracker, seqs, args.thresholds, calibrated).items()}
-        for name in args.peers + list(peer_models):
-            try:
-                res[name] = evaluate_peer(OpenCVTracker(name, peer_models.get(name)), seqs)
-            except (ValueError, cv2_error()) as exc:
-                print(f"peer {name} skipped: {exc}", file=sys.stderr)
-        results["suites"][suite_name] = res
+        variants = dytrack_variants(tracker, args.thresholds, calibrated)
+        variants.update(peer_variants(peers, models, args.threads))
+        print(f"{suite_name}: {len(variants)} trackers", flush=True)
+        results["suites"][suite_name] = evaluate_variants(variants, seqs, tracker.num_stages, suite_name[:30])
     if args.video and os.path.isfile(args.video):
         fb = {"DyTrack (calibrated)": forward_backward(
             lambda: build_tracker(args.model, args.backend, threads=args.threads), args.video, args.video_box,
             args.video_frames, True)}
-        for name in args.peers:
-            fb[name] = forward_backward(lambda n=name: OpenCVTracker(n), args.video, args.video_box,
-                                        args.video_frames, False)
+        for name in peers:
+            if name in models or name in CLASSICAL:
+                fb[name] = forward_backward(lambda n=name: OpenCVTracker(n, models.get(n)), args.video,
+                                            args.video_box, args.video_frames, False)
         results["forward_backward"] = {"video": os.path.basename(args.video), "frames": args.video_frames,
                                        "results": fb}
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -103,19 +133,16 @@ def main(argv=None):
     print(open(os.path.join(args.out, "RESULTS.md")).read())
 
 
-def cv2_error():
-    import cv2
-    return cv2.error
-
-
 def write_markdown(results, path, args):
     lines = ["# Benchmark results", "",
              f"- machine: {results['machine']}", f"- date: {results['date']}",
              f"- DyTrack backend: {results['backend']}, model `{results['model']}`",
-             f"- command: `dytrack-benchmark --model {args.model} --backend {args.backend} --sequences {args.sequences} "
-             f"--length {args.length} --seed {args.seed}`",
-             "- fps = 1000 / mean tracker time per frame (crop + network + decode; frame decoding excluded), every "
-             "tracker on the same frames in the same process, one after another.", ""]
+             f"- command: `{' '.join(['dytrack-benchmark'] + results.get('argv', []))}`",
+             f"- threads per tracker: {results['threads']}",
+             "- fps = 1000 / mean tracker time per frame (crop + network + decode; JPEG decoding excluded), every "
+             "tracker on the same frames in the same process, one after another.",
+             "- AUC, precision@20px, normalised precision: OTB/pytracking definitions, mean over sequences; frames "
+             "whose ground truth is NaN (target out of view) are not scored.", ""]
     for suite_name, res in results["suites"].items():
         lines += [f"## {suite_name}", "",
                   "| tracker | AUC | precision@20px | norm. precision | AO | SR0.5 | fps | ms/frame | mean stages | frames per stage |",
@@ -126,6 +153,23 @@ def write_markdown(results, path, args):
             lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | {100 * r['norm_precision']:.1f} "
                          f"| {100 * r['ao']:.1f} | {100 * r['sr50']:.1f} | {r['fps']:.0f} | {r['ms_per_frame']:.2f} | "
                          f"{stages} | {share} |")
+        names = [n for n in res if "per_sequence_auc" in res[n]]
+        if names:
+            seqs = list(res[names[0]]["per_sequence_auc"])
+            short = {n: n.replace("DyTrack ", "DT ").replace(" forced", "").replace("dynamic ", "dyn ") for n in names}
+            lines += ["", "Per-sequence success AUC:", "", "| sequence | " + " | ".join(short[n] for n in names) + " |",
+                      "|---|" + "---|" * len(names)]
+            for q in seqs:
+                lines.append(f"| {q} | " + " | ".join(f"{100 * res[n]['per_sequence_auc'][q]:.1f}" for n in names) + " |")
+        lf_rows = [(n, r["lost_and_found"]) for n, r in res.items() if "lost_and_found" in r]
+        if lf_rows:
+            lines += ["", "Lost and found (sequences with target-absent frames):", "",
+                      "| tracker | absent frames reported LOST | visible frames reported LOST | frames to re-acquire per return |",
+                      "|---|---|---|---|"]
+            for n, lf in lf_rows:
+                lines.append(f"| {n} | {100 * lf['absent_reported_lost']:.1f}% of {lf['absent_frames']} | "
+                             f"{100 * lf['visible_reported_lost']:.1f}% of {lf['visible_frames']} | "
+                             f"{lf['frames_to_reacquire']} |")
         same = [r["ms_per_frame"] for n, r in res.items() if n.startswith("DyTrack") and r.get("mean_stages") == 1.0]
         if len(same) > 1:
             lines += ["", f"Timing spread: the {len(same)} DyTrack rows that ran exactly one stage on every frame (the same "

@@ -1,11 +1,14 @@
-"""Held-out figures for a model card, exit-threshold calibration, and the ablation table.
+"""Validation figures for a model card, exit-threshold calibration, and the ablation table.
 
     dytrack-eval --model models/dytrack_small --calibrate --card models/dytrack_small/MODEL_CARD.md \
                  --ablation "recycling+distill=runs/abl_full" --ablation "no recycling=runs/abl_norecycle" ...
 
---calibrate picks the exit thresholds on sequences from TRAINING photos (never the held-out ones) and writes
-them into manifest.json. Held-out figures use photos the model never saw. The card's results section (between
-the `results` markers) is rewritten; the rest of the card is left alone.
+--calibrate picks the exit thresholds on real frames of the `--calibration-split` (default: the training
+split of data/real_sequences.json, the first `--calibration-frames` of each sequence; never the validation
+split) and writes them into manifest.json. Results are on the real validation split (never trained on), then
+on sequences built from held-out photos (`--sequences 0` skips those). Without the real data (`--real ""`)
+calibration and results use photo-built sequences only. The card's results section (between the `results`
+markers) is rewritten; the rest of the card is left alone.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 from ..backends.base import MANIFEST_NAME
 from ..tracking.factory import build_tracker
 from . import machine
-from .datasets import generated_suite
+from ..data.realdata import load_split, realdata_root
+from ..data.sequences import Sequence, generated_suite
 from .runner import calibrate_thresholds, dytrack_policies, evaluate_dytrack
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -34,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--thresholds", type=float, nargs="*", default=[0.4, 0.5, 0.6, 0.7, 0.8])
     p.add_argument("--calibrate", action="store_true")
+    p.add_argument("--real", default=None, help="OTB-layout folder of the real sequences (default .data/realdata; "
+                                                  "empty: photo-built sequences only)")
+    p.add_argument("--calibration-split", default="train")
+    p.add_argument("--calibration-frames", type=int, default=150, help="first N frames of each calibration sequence")
     p.add_argument("--ablation", action="append", default=[],
                    help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
     p.add_argument("--ablation-sequences", type=int, default=10)
@@ -46,25 +54,41 @@ def main(argv=None):
     args = parse_args(argv)
     out = {"machine": machine.describe(), "date": machine.today(), "model": args.model}
     tracker = build_tracker(args.model, args.backend, threads=args.threads)
+    real_root = realdata_root() if args.real is None else args.real
     if args.calibrate:
-        val = generated_suite(args.sequences, args.length, seed=args.seed + 50_000, split="train")
-        th, full, table = calibrate_thresholds(tracker, val)
+        if real_root:
+            calib = [Sequence(q.name, q.frames[:args.calibration_frames], q.boxes[:args.calibration_frames])
+                     for q in load_split(args.calibration_split, real_root)]
+            source = (f"real {args.calibration_split} split ({len(calib)} sequences, first "
+                      f"{args.calibration_frames} frames each)")
+        else:
+            calib = generated_suite(args.sequences, args.length, seed=args.seed + 50_000, split="train")
+            source = "sequences from training photos"
+        th, full, table = calibrate_thresholds(tracker, calib)
         path = os.path.join(args.model, MANIFEST_NAME)
         manifest = json.load(open(path))
         manifest["exit_thresholds"] = th
         manifest["threshold_calibration"] = {
-            "rule": "fewest mean stages with AUC >= 0.98 x full depth, on sequences from training photos",
+            "rule": f"fewest mean stages with AUC >= 0.98 x full depth, on {source}",
             "full_depth_auc": full["auc"], "sweep": {str(t): {"auc": r["auc"], "mean_stages": r["mean_stages"]}
                                                      for t, r in table.items()}}
         with open(path, "w") as f:
             json.dump(manifest, f, indent=2)
         tracker.set_thresholds(th)
-        print(f"calibrated thresholds {th} (written to {path})", flush=True)
+        out["calibration"] = manifest["threshold_calibration"]
+        print(f"calibrated thresholds {th} on {source} (written to {path})", flush=True)
     out["thresholds"] = list(tracker.params.thresholds)
-    suite = generated_suite(args.sequences, args.length, args.seed)
-    out["heldout"] = dytrack_policies(tracker, suite, args.thresholds, out["thresholds"])
-    out["suite"] = {"sequences": args.sequences, "length": args.length, "seed": args.seed,
-                    "photos": "held out (training/photos.py split)"}
+    out["results"] = {}
+    suite = None
+    if real_root:
+        suite = load_split("validation", real_root)
+        out["results"][f"real validation split ({len(suite)} sequences, never trained on)"] = \
+            dytrack_policies(tracker, suite, args.thresholds, out["thresholds"])
+    if args.sequences:
+        photo = generated_suite(args.sequences, args.length, args.seed)
+        suite = suite or photo
+        out["results"][f"photo-built, held-out photos ({args.sequences} x {args.length} frames)"] = \
+            dytrack_policies(tracker, photo, args.thresholds, out["thresholds"])
     if args.ablation:
         small = suite[:args.ablation_sequences]
         out["ablation"], out["ablation_runs"] = {}, {}
@@ -94,21 +118,24 @@ def ablation_run(folder: str, suite, name: str, threads: int) -> dict:
 
 
 def results_markdown(out, args) -> str:
-    lines = [f"Measured {out['date']} on {out['machine']}, backend {args.backend}.",
+    lines = [f"Measured {out['date']} on {out['machine']}, backend {args.backend}, {args.threads or 'default'} threads.",
              f"Command: `dytrack-eval --model {args.model} --sequences {args.sequences} --length {args.length} "
-             f"--seed {args.seed}{' --calibrate' if args.calibrate else ''}` (plus the ablation folders below).", "",
-             f"Held-out suite: {args.sequences} sequences x {args.length} frames built from photos never used in "
-             f"training. Exit thresholds in use: {out['thresholds']}.", "",
-             "| policy | AUC | precision@20px | norm. precision | mean stages | frames exiting at stage 1/2/3 | ms/frame |",
-             "|---|---|---|---|---|---|---|"]
-    for name, r in out["heldout"].items():
-        share = "/".join(f"{100 * s:.0f}%" for s in r["stage_share"])
-        lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | {100 * r['norm_precision']:.1f} | "
-                     f"{r['mean_stages']:.2f} | {share} | {r['ms_per_frame']:.2f} |")
+             f"--seed {args.seed}{' --calibrate' if args.calibrate else ''}` (plus the ablation folders below).",
+             f"Exit thresholds in use: {out['thresholds']}"
+             + (f" (calibrated: {out['calibration']['rule']})." if out.get("calibration") else "."), ""]
+    for suite_name, res in out["results"].items():
+        lines += [f"{suite_name}:", "",
+                  "| policy | AUC | precision@20px | norm. precision | mean stages | frames exiting at stage 1/2/3 | ms/frame |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in res.items():
+            share = "/".join(f"{100 * s:.0f}%" for s in r["stage_share"])
+            lines.append(f"| {name.replace('DyTrack ', '')} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | "
+                         f"{100 * r['norm_precision']:.1f} | {r['mean_stages']:.2f} | {share} | {r['ms_per_frame']:.2f} |")
+        lines.append("")
     if out.get("ablation"):
         names = list(next(iter(out["ablation"].values())))
         runs = out.get("ablation_runs", {})
-        lines += ["", f"Ablation (short runs of equal length, first {args.ablation_sequences} held-out sequences, "
+        lines += ["", f"Ablation (short runs of equal length, first {args.ablation_sequences} sequences of the first suite, "
                       "success AUC with each exit forced; with several runs per variant (seeds): mean and "
                       "[min-max]):", "",
                   "| variant | runs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]

@@ -38,6 +38,22 @@ class OpenCVTracker:
         classical = _factories()
         if name in classical:
             return classical[name]
+        if name == "NanoTrack":  # user-supplied folder with NanoTrack v2's two ONNX graphs (SiamTrackers, Apache-2.0)
+            import os
+            if not model_path:
+                raise ValueError("the NanoTrack peer needs --nanotrack DIR (the folder with nanotrack_backbone_sim.onnx "
+                                 "and nanotrack_head_sim.onnx from HonglinChu/SiamTrackers NanoTrack/models/nanotrackv2)")
+            backbone = os.path.join(model_path, "nanotrack_backbone_sim.onnx")
+            head = os.path.join(model_path, "nanotrack_head_sim.onnx")
+            for f in (backbone, head):
+                if not os.path.isfile(f):
+                    raise ValueError(f"NanoTrack model file not found: {f}")
+
+            def make():
+                p = cv2.TrackerNano_Params()
+                p.backbone, p.neckhead = backbone, head
+                return cv2.TrackerNano_create(p)
+            return make
         if name == "Vit":  # user-supplied ONNX (OpenCV zoo's object_tracking_vittrack)
             if not model_path:
                 raise ValueError("the Vit peer needs --peer-model Vit=PATH_TO_ONNX (no package ships it)")

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence as Seq
 import numpy as np
 from tqdm import tqdm
 
-from .datasets import Sequence
+from ..data.sequences import Sequence
 from .metrics import SequenceScores, aggregate, score_sequence
 
 
@@ -18,12 +18,13 @@ class RunResult:
     boxes: np.ndarray
     times_ms: np.ndarray          # per tracked frame (frame 0 excluded)
     stages: Optional[np.ndarray]  # DyTrack only: stage that answered each tracked frame
+    states: Optional[np.ndarray] = None  # DyTrack only: tracker state per tracked frame (TRACKING / LOST)
 
 
 def run_dytrack(tracker, seq: Sequence, force_stage: Optional[int] = None) -> RunResult:
     boxes = np.zeros((len(seq), 4))
     boxes[0] = tracker.initialize(seq.frame(0), seq.boxes[0])
-    times, stages = [], []
+    times, stages, states = [], [], []
     for i in range(1, len(seq)):
         frame = seq.frame(i)
         t0 = time.perf_counter()
@@ -31,7 +32,8 @@ def run_dytrack(tracker, seq: Sequence, force_stage: Optional[int] = None) -> Ru
         times.append((time.perf_counter() - t0) * 1000)
         boxes[i] = r.box
         stages.append(r.stage)
-    return RunResult(seq.name, boxes, np.array(times), np.array(stages))
+        states.append(r.state)
+    return RunResult(seq.name, boxes, np.array(times), np.array(stages), np.array(states))
 
 
 def run_peer(peer, seq: Sequence) -> RunResult:
@@ -71,48 +73,110 @@ def evaluate_dytrack(tracker, suite: Seq[Sequence], force_stage: Optional[int] =
     return summarize(runs, suite, tracker.num_stages)
 
 
-def evaluate_peer(peer, suite: Seq[Sequence]) -> dict:
-    warm_up(peer, suite[0], dytrack=False)
-    runs = [run_peer(peer, s) for s in tqdm(suite, desc=peer.name, leave=False)]
-    return summarize(runs, suite)
+def in_memory(seq: Sequence) -> Sequence:
+    """The sequence with every frame decoded once, so several trackers run on it without re-reading JPEGs
+    (decoding is not part of any tracker's time, and would dominate the run on 1280x720 frames)."""
+    return Sequence(seq.name, [seq.frame(i) for i in range(len(seq))], seq.boxes, seq.visible, seq.fps)
+
+
+def run_variants(variants: dict, suite: Seq[Sequence], desc: str = "sequences") -> dict:
+    """variants: name -> function(sequence) -> RunResult. Every variant runs on each sequence while its frames
+    are in memory, one variant after another. Returns name -> [RunResult per sequence]."""
+    runs = {name: [] for name in variants}
+    for seq in tqdm(suite, desc=desc, leave=False):
+        loaded = in_memory(seq)
+        for name, run in variants.items():
+            runs[name].append(run(loaded))
+    return runs
+
+
+def lost_and_found(runs: List[RunResult], suite: Seq[Sequence]) -> Optional[dict]:
+    """On sequences with target-absent frames (NaN ground truth): share of absent frames reported LOST, share of
+    visible frames reported LOST (false LOST), and frames from the target's return until the tracker is on it
+    again (IoU > 0.3) for each return."""
+    from .metrics import box_iou
+    absent_lost, absent_n, vis_lost, vis_n, reacquire = 0, 0, 0, 0, []
+    for run, seq in zip(runs, suite):
+        if run.states is None:
+            return None
+        vis = seq.visible_mask()[1:]
+        if vis.all():
+            continue
+        lost = run.states == 2
+        absent_lost += int((lost & ~vis).sum())
+        absent_n += int((~vis).sum())
+        vis_lost += int((lost & vis).sum())
+        vis_n += int(vis.sum())
+        ious = np.zeros(len(vis))
+        ious[vis] = box_iou(run.boxes[1:][vis], seq.boxes[1:][vis])
+        returns = np.flatnonzero(vis[1:] & ~vis[:-1]) + 1
+        for r in returns:
+            after = np.flatnonzero((ious[r:] > 0.3) & vis[r:])
+            reacquire.append(int(after[0]) if len(after) else None)
+    if not absent_n:
+        return None
+    return {"absent_frames": absent_n, "absent_reported_lost": absent_lost / absent_n,
+            "visible_frames": vis_n, "visible_reported_lost": vis_lost / max(vis_n, 1),
+            "frames_to_reacquire": reacquire}
+
+
+def dytrack_variants(tracker, thresholds, calibrated) -> dict:
+    """Each exit forced, the calibrated dynamic policy and a uniform-threshold sweep, as name -> run(sequence)."""
+    k = tracker.num_stages
+
+    def forced(stage):
+        return lambda seq: run_dytrack(tracker, seq, force_stage=stage)
+
+    def dynamic(th):
+        def run(seq):
+            saved = list(tracker.params.thresholds)
+            tracker.set_thresholds(th)
+            try:
+                return run_dytrack(tracker, seq)
+            finally:
+                tracker.set_thresholds(saved)
+        return run
+
+    variants = {}
+    if calibrated:
+        variants["DyTrack dynamic calibrated " + "/".join(f"{t:.2f}" for t in calibrated[:-1])] = dynamic(calibrated)
+    for stage in range(k, 0, -1):
+        variants[f"DyTrack exit {stage} forced" + (" (full depth)" if stage == k else "")] = forced(stage)
+    for t in thresholds:
+        variants[f"DyTrack dynamic t={t:.2f}"] = dynamic([t] * (k - 1) + [0.0])
+    return variants
+
+
+def evaluate_variants(variants: dict, suite, num_stages: int, desc: str) -> dict:
+    """Summary per variant, per-sequence AUC, and lost-and-found where the suite has target-absent frames."""
+    first = suite[0]
+    for run in variants.values():   # untimed warm-up: runtime initialisation stays out of the timings
+        run(Sequence(first.name, [first.frame(i) for i in range(min(30, len(first)))], first.boxes[:30]))
+    runs = run_variants(variants, suite, desc)
+    res = {}
+    for name, rr in runs.items():
+        r = summarize(rr, suite, num_stages if name.startswith("DyTrack") else 0)
+        r["per_sequence_auc"] = {s.name: score_sequence(x.boxes, s.boxes, s.visible).auc for x, s in zip(rr, suite)}
+        lf = lost_and_found(rr, suite)
+        if lf:
+            r["lost_and_found"] = lf
+        res[name] = r
+    return res
 
 
 def dytrack_policies(tracker, suite, thresholds: Seq[float], calibrated: Optional[Seq[float]] = None) -> dict:
-    """Every exit forced, and the dynamic policy at uniform thresholds (plus the model's calibrated ones)."""
-    k = tracker.num_stages
-    saved = list(tracker.params.thresholds)
-    results = {}
-    warm_up(tracker, suite[0])
-    for stage in range(1, k + 1):
-        name = f"exit {stage} forced" + (" (full depth)" if stage == k else "")
-        results[name] = evaluate_dytrack(tracker, suite, force_stage=stage, desc=name)
-    policies = [(f"dynamic t={t:.2f}", [t] * (k - 1) + [0.0]) for t in thresholds]
-    if calibrated:
-        policies.append(("dynamic calibrated " + "/".join(f"{t:.2f}" for t in calibrated[:-1]), list(calibrated)))
-    for name, th in policies:
-        tracker.set_thresholds(th)
-        results[name] = evaluate_dytrack(tracker, suite, desc=name)
-        results[name]["thresholds"] = th
-    tracker.set_thresholds(saved)
-    return results
+    """Every exit forced, the dynamic policy at uniform thresholds (and the model's calibrated ones)."""
+    return evaluate_variants(dytrack_variants(tracker, thresholds, calibrated), suite, tracker.num_stages, "policies")
 
 
 def calibrate_thresholds(tracker, suite, candidates=(0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8),
                          keep: float = 0.98) -> tuple:
-    """Uniform early-exit threshold with the fewest mean stages whose AUC stays >= keep x full depth
-    (on a validation suite from training photos, never the held-out ones)."""
+    """Uniform early-exit threshold with the fewest mean stages whose AUC stays >= keep x full depth, on a
+    calibration suite that is never the one the results are reported on. Falls back to the best AUC."""
     k = tracker.num_stages
-    full = evaluate_dytrack(tracker, suite, force_stage=k, desc="calibrate full")
-    best = None
-    table = {}
-    saved = list(tracker.params.thresholds)
-    for t in candidates:
-        tracker.set_thresholds([t] * (k - 1) + [0.0])
-        r = evaluate_dytrack(tracker, suite, desc=f"calibrate t={t}")
-        table[t] = r
-        if r["auc"] >= keep * full["auc"] and (best is None or r["mean_stages"] < table[best]["mean_stages"]):
-            best = t
-    tracker.set_thresholds(saved)
-    if best is None:
-        best = max(table, key=lambda t: table[t]["auc"])
+    res = evaluate_variants(dytrack_variants(tracker, candidates, None), suite, k, "calibrate")
+    full = res[f"DyTrack exit {k} forced (full depth)"]
+    table = {t: res[f"DyTrack dynamic t={t:.2f}"] for t in candidates}
+    ok = [t for t in candidates if table[t]["auc"] >= keep * full["auc"]]
+    best = min(ok, key=lambda t: table[t]["mean_stages"]) if ok else max(table, key=lambda t: table[t]["auc"])
     return [best] * (k - 1) + [0.0], full, table

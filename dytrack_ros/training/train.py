@@ -4,7 +4,8 @@ Single process:   dytrack-train --out runs/base --steps 3000
 Data parallel:    torchrun --nproc_per_node 2 -m dytrack_ros.training.train --out runs/ddp --steps 100
                   (gloo on CPU, nccl on CUDA; each rank draws different data, gradients are averaged)
 Resume:           the same command again: it continues from <out>/last.pt.
-Real datasets:    --data got10k:/path/to/GOT-10k/train  (or lasot:..., trackingnet:...)
+Real sequences:   --data real   (the train split of data/real_sequences.json, extracted into .data/realdata)
+Other datasets:   --data got10k:/path/to/GOT-10k/train  (or lasot:..., trackingnet:..., otb:...)
 """
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data-generating processes per training process")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave default)")
-    p.add_argument("--data", default="synthetic", help="synthetic | got10k:DIR | lasot:DIR | trackingnet:DIR")
+    p.add_argument("--data", default="synthetic",
+                   help="synthetic | real[:DIR] | otb:DIR | got10k:DIR | lasot:DIR | trackingnet:DIR")
+    p.add_argument("--synthetic-share", type=float, default=0.0,
+                   help="with real data: share of pairs drawn from the photo-built generator instead")
     p.add_argument("--schedule", choices=["joint", "deep_then_exits"], default="joint",
                    help="joint: all exits from the start; deep_then_exits: deepest exit for the first half, then all")
     p.add_argument("--distill-weight", type=float, default=0.5, help="target-aware self-distillation (0 = off)")
@@ -54,17 +58,28 @@ def parse_args(argv=None):
 
 
 def build_dataset(args, cfg, rank):
+    """synthetic: photo-built scenes; real[:DIR]: the train split of data/real_sequences.json (OTB layout, default
+    .data/realdata); got10k:/lasot:/trackingnet:DIR: those datasets' own layouts."""
+    from ..data import pairs, photos
+    seed = args.seed * 1000 + rank
+    synthetic = pairs.SyntheticPairs(cfg, photos.load_photos("train"), seed=seed, negatives=args.negatives) \
+        if args.data == "synthetic" or args.synthetic_share > 0 else None
     if args.data == "synthetic":
-        from .pairs import SyntheticPairs
-        from .photos import load_photos
-        return SyntheticPairs(cfg, load_photos("train"), seed=args.seed * 1000 + rank, negatives=args.negatives)
+        return synthetic
     kind, _, root = args.data.partition(":")
-    from ..evaluation import datasets as ds
-    readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet}
+    if kind == "real":
+        from ..data.realdata import load_split, realdata_root
+        root = root or realdata_root()
+        sequences = load_split("train", root)
+        cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq.npy")
+        return pairs.RealPairs(cfg, sequences, cache, seed=seed, negatives=args.negatives,
+                               synthetic=synthetic, synthetic_share=args.synthetic_share)
+    from ..data import sequences as ds
+    readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet,
+               "otb": ds.read_otb}
     if kind not in readers or not root:
-        raise SystemExit(f"--data must be synthetic or one of {sorted(readers)}:DIR, got {args.data!r}")
-    from .pairs import FolderPairs
-    return FolderPairs(cfg, readers[kind](root), seed=args.seed * 1000 + rank)
+        raise SystemExit(f"--data must be synthetic, real[:DIR] or one of {sorted(readers)}:DIR, got {args.data!r}")
+    return pairs.FolderPairs(cfg, readers[kind](root), seed=seed)
 
 
 def lr_at(step, args):

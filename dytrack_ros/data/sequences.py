@@ -4,6 +4,7 @@ OTB:         ROOT/SEQ/img/0001.jpg ...            ROOT/SEQ/groundtruth_rect.txt
 LaSOT:       ROOT/CLASS/CLASS-N/img/00000001.jpg   .../groundtruth.txt, full_occlusion.txt, out_of_view.txt
 GOT-10k:     ROOT/SEQ/00000001.jpg ...             ROOT/SEQ/groundtruth.txt, absence.label (train/val split)
 TrackingNet: ROOT/TRAIN_k|TEST/frames/SEQ/0.jpg    ROOT/TRAIN_k|TEST/anno/SEQ.txt
+UAV123:      ROOT/data_seq/UAV123/SEQ/000001.jpg   ROOT/anno/UAV123/SEQ.txt (NaN rows: target out of view)
 Boxes are x, y, w, h (separators: comma, tab or spaces). Frames load lazily.
 """
 from __future__ import annotations
@@ -74,14 +75,18 @@ def _check(name, frames, boxes):
     return frames[:n], boxes[:n]
 
 
+def read_otb_sequence(seq_dir: str, gt_name: str = "groundtruth_rect.txt") -> Sequence:
+    """One OTB-layout folder: img/*.jpg and a ground-truth file (1-based x,y,w,h as OTB writes it; we use the
+    values as pixel coordinates unchanged, as the OTB toolkit does). NaN rows: target out of view."""
+    gt = os.path.join(seq_dir, gt_name)
+    frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "img", "*.jpg")))
+    frames, boxes = _check(gt, frames, read_boxes(gt))
+    return Sequence(os.path.basename(os.path.normpath(seq_dir)), frames, boxes)
+
+
 def read_otb(root: str) -> List[Sequence]:
-    out = []
-    for gt in sorted(glob.glob(os.path.join(root, "*", "groundtruth_rect*.txt"))):
-        seq_dir = os.path.dirname(gt)
-        frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "img", "*.jpg")))
-        frames, boxes = _check(gt, frames, read_boxes(gt))
-        out.append(Sequence(os.path.basename(seq_dir), frames, boxes))
-    return out
+    gts = sorted(glob.glob(os.path.join(root, "*", "groundtruth_rect*.txt")))
+    return [read_otb_sequence(os.path.dirname(gt), os.path.basename(gt)) for gt in gts]
 
 
 def read_lasot(root: str) -> List[Sequence]:
@@ -124,14 +129,28 @@ def read_trackingnet(root: str) -> List[Sequence]:
     return out
 
 
-READERS = {"otb": read_otb, "lasot": read_lasot, "got10k": read_got10k, "trackingnet": read_trackingnet}
+def read_uav123(root: str) -> List[Sequence]:
+    """UAV123 as distributed: one annotation file per sequence; NaN rows mark frames without the target.
+    Sub-sequences cut from one video (UAV123's configuration file) are not split here: each file is one sequence."""
+    out = []
+    for anno in sorted(glob.glob(os.path.join(root, "anno", "UAV123*", "*.txt"))):
+        name = os.path.splitext(os.path.basename(anno))[0]
+        seq_dir = os.path.join(root, "data_seq", os.path.basename(os.path.dirname(anno)), name)
+        frames = _numeric_sorted(glob.glob(os.path.join(seq_dir, "*.jpg")))
+        frames, boxes = _check(anno, frames, read_boxes(anno))
+        out.append(Sequence(name, frames, boxes))
+    return out
+
+
+READERS = {"otb": read_otb, "lasot": read_lasot, "got10k": read_got10k, "trackingnet": read_trackingnet,
+           "uav123": read_uav123}
 
 
 def generated_suite(num_sequences: int = 16, length: int = 100, seed: int = 2024, split: str = "heldout",
                     photos=None) -> List[Sequence]:
     """Sequences built from real photos (held out from training by default) with exact ground truth."""
-    from ..training.photos import load_photos
-    from ..training.synthetic import SequenceSpec, make_sequence
+    from .photos import load_photos
+    from .synthetic import SequenceSpec, make_sequence
     photos = photos if photos is not None else load_photos(split)
     out = []
     for i in range(num_sequences):

@@ -39,5 +39,6 @@ setup(
         "dytrack-export = dytrack_ros.backends.export:main",
         "dytrack-eval = dytrack_ros.evaluation.model_card:main",
         "dytrack-benchmark = dytrack_ros.evaluation.benchmark:main",
+        "dytrack-montage = dytrack_ros.evaluation.montage:main",
     ]},
 )

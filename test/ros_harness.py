@@ -24,10 +24,11 @@ def node_command(namespace, params=(), params_file=os.path.join(ROOT, "config", 
 class NodeProcess:
     """The tracker node in its own process; its output goes to a log file the test can read."""
 
-    def __init__(self, tmp_path, params=(), namespace=None):
+    def __init__(self, tmp_path, params=(), namespace=None, params_file=None):
         self.namespace = namespace or f"/t{uuid.uuid4().hex[:8]}"
         self.log_path = os.path.join(str(tmp_path), f"node{self.namespace.replace('/', '_')}.log")
-        self.cmd = node_command(self.namespace, params)
+        self.cmd = node_command(self.namespace, params, params_file) if params_file else \
+            node_command(self.namespace, params)
         self.proc = None
 
     def __enter__(self):

@@ -78,6 +78,7 @@ def test_real_pairs_put_the_target_where_the_label_says(otb_folder, tmp_path):
     cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=64, search_size=128, pretrained_stem=False)
     seqs = read_otb(str(otb_folder))
     pairs = RealPairs(cfg, seqs, str(tmp_path / "c.npy"), seed=3, negatives=0.3)
+    assert pairs.cache_size == 256                 # samples the target as finely as a 128 px search crop
     items = [item for item, _ in zip(iter(pairs), range(60))]
     present = np.array([float(p) for *_, p in items])
     assert 0.1 < 1 - present.mean() < 0.6                     # some negatives, mostly positives
@@ -107,4 +108,4 @@ def test_train_command_reads_real_sequences(otb_folder, tmp_path):
     train.main(["--out", str(tmp_path / "run"), "--data", f"real:{root}", "--model-config", str(cfg),
                 "--steps", "2", "--batch", "2", "--workers", "0", "--warmup", "1", "--negatives", "0.5"])
     assert os.path.isfile(tmp_path / "run" / "final.pt")
-    assert os.path.isfile(tmp_path / "cache" / f"train_{len(names)}seq.npy")
+    assert os.path.isfile(tmp_path / "cache" / f"train_{len(names)}seq_256px.npy")   # 128 px search at factor 4

@@ -3,7 +3,9 @@ import math
 import os
 import shutil
 import subprocess
+import struct
 import time
+import zlib
 
 import cv2
 import numpy as np
@@ -190,8 +192,36 @@ def test_compressed_images(tmp_path, heldout_sequence):
                 g.image_pub.publish(m)
                 time.sleep(1 / 15)
             assert g.wait_for(lambda g: len(g.targets) >= 6, 15), node.output()
+            # decompression bombs: a few hundred bytes whose headers declare 65500^2 (JPEG) and 100000^2 (PNG)
+            for fmt, data in (("jpeg", jpeg_bomb()), ("png", png_bomb())):
+                g.image_pub.publish(CompressedImage(format=fmt, data=data))
+                time.sleep(0.3)
+            assert node.wait_for_output("declares"), node.output()
+            assert node.proc.poll() is None, "node died on a decompression bomb"
+            n = len(g.targets)
+            for i, f in enumerate(frames[10:16]):
+                m = CompressedImage(format="jpeg")
+                m.header.stamp.sec, m.header.stamp.nanosec = divmod(t0 + (10 + i) * FRAME_PERIOD_NS, 1_000_000_000)
+                m.data = cv2.imencode(".jpg", f)[1].tobytes()
+                g.image_pub.publish(m)
+                time.sleep(1 / 15)
+            assert g.wait_for(lambda g: len(g.targets) >= n + 3, 15), "no tracking after the bombs"
         finally:
             g.close()
+
+
+def jpeg_bomb() -> bytes:
+    data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 65500, 65500)   # frame header: height, width
+    return bytes(data)
+
+
+def png_bomb() -> bytes:
+    data = bytearray(cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", 100000, 100000)          # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))   # a valid chunk CRC, as a real bomb has
+    return bytes(data)
 
 
 def startup_failure(tmp_path, params, params_file=None):
@@ -219,3 +249,28 @@ def test_startup_errors_are_clear(tmp_path, tiny_bundle):
         "lost_threshold: 0.15", "lost_threshold: high"))
     code, out = startup_failure(tmp_path, [f"model_path:={tiny_bundle}"], params_file=str(bad_yaml))
     assert code != 0 and "cannot start" in out and "lost_threshold" in out
+
+
+def test_integer_values_for_real_parameters_are_accepted(tmp_path, tiny_bundle, heldout_sequence):
+    """`exit_thresholds: [1, 1, 0]` (the README's own example) and `lost_threshold: 0` in a params file, and an
+    integer through the parameter service, are numbers like any other."""
+    ints = tmp_path / "ints.yaml"
+    ints.write_text(open(os.path.join(ROOT, "config", "tracker.yaml")).read().replace(
+        "lost_threshold: 0.15", "lost_threshold: 0").replace(
+        "# exit_thresholds: [0.55, 0.6, 0.0]", "exit_thresholds: [1, 1, 0]"))
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}"], params_file=str(ints)) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            assert "thresholds [1.0, 1.0, 0.0]" in node.output()
+            req = SetParameters.Request(parameters=[Parameter(name="lost_threshold", value=ParameterValue(
+                type=ParameterType.PARAMETER_INTEGER, integer_value=1))])
+            r = g.call_service(SetParameters, f"{g.namespace}/dytrack_tracker/set_parameters", req).results[0]
+            assert r.successful, r.reason
+            req.parameters[0].value.integer_value = 2
+            r = g.call_service(SetParameters, f"{g.namespace}/dytrack_tracker/set_parameters", req).results[0]
+            assert not r.successful and "0..1" in r.reason
+        finally:
+            g.close()

@@ -101,7 +101,12 @@ class FolderPairs(torch.utils.data.IterableDataset):
 
 # ---- real annotated sequences -------------------------------------------------------------------------------
 CACHE_FACTOR = 8.0   # cached region side / target size: covers the largest jittered search crop (4 x e^0.5 + shift)
-CACHE_SIZE = 512     # pixels; 64 px per target size, the same sampling as a 256 px search crop at factor 4
+CACHE_SIZE = 512     # pixels (default); 64 px per target size, the same sampling as a 256 px search crop at factor 4
+
+
+def cache_size_for(cfg: ModelConfig) -> int:
+    """Cache side that samples the target as finely as the model's search crop does (no detail lost)."""
+    return int(round(cfg.search_size * CACHE_FACTOR / cfg.search_factor))
 
 
 def build_frame_cache(sequences, path: str, cache_size: int = CACHE_SIZE, factor: float = CACHE_FACTOR):
@@ -167,7 +172,8 @@ class RealPairs(torch.utils.data.IterableDataset):
                  negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0):
         self.cfg, self.seed, self.max_gap, self.negatives = cfg, seed, max_gap, negatives
         self.cache_path = cache_path
-        _, self.index = build_frame_cache(sequences, cache_path)
+        self.cache_size = cache_size_for(cfg)
+        _, self.index = build_frame_cache(sequences, cache_path, self.cache_size)
         self.synthetic, self.synthetic_share = synthetic, synthetic_share
         self.by_sequence = {}
         for n, (si, fi, _, _) in enumerate(self.index):
@@ -179,7 +185,7 @@ class RealPairs(torch.utils.data.IterableDataset):
 
     def _box(self, n):
         _, _, w, h = self.index[n]
-        c = CACHE_SIZE / 2.0
+        c = self.cache_size / 2.0
         return np.array([c - w / 2, c - h / 2, w, h])
 
     def __iter__(self) -> Iterator:
@@ -208,7 +214,7 @@ class RealPairs(torch.utils.data.IterableDataset):
                 s_img = np.asarray(cache[nb])
                 # a region of the template's size away from the other sequence's target
                 w, h = t_box[2:]
-                cx, cy = rng.uniform(0.15, 0.85, 2) * CACHE_SIZE
+                cx, cy = rng.uniform(0.15, 0.85, 2) * self.cache_size
                 s_box = np.array([cx - w / 2, cy - h / 2, w, h])
             else:
                 s_img, s_box = np.asarray(cache[nb]), self._box(nb)

@@ -16,7 +16,7 @@ from .sequences import Sequence, read_otb_sequence
 
 INVENTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "real_sequences.json")
 DEFAULT_ROOT = os.path.join(REPO_ROOT, ".data", "realdata")
-SPLITS = ("train", "validation")
+SPLITS = ("train", "calibration", "validation")
 
 
 def realdata_root() -> str:

@@ -45,6 +45,8 @@ def parse_args(argv=None):
                    help=f"available here: {', '.join(CLASSICAL)}")
     p.add_argument("--nanotrack", default="", help="folder with NanoTrack v2's two ONNX graphs (adds the peer)")
     p.add_argument("--peer-model", action="append", default=[], help="NAME=PATH for learned OpenCV trackers (Vit)")
+    p.add_argument("--candidate", action="append", default=[],
+                   help="NAME=MODEL_DIR: another DyTrack model, each exit forced, in the same run (config comparison)")
     p.add_argument("--dataset", default="", help="also evaluate another dataset: otb:DIR, lasot:DIR, got10k:DIR")
     p.add_argument("--video", default=".data/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi")
     p.add_argument("--video-box", type=float, nargs=4, default=[638, 238, 48, 86])
@@ -113,6 +115,11 @@ def main(argv=None):
                "suites": {}}
     for suite_name, seqs in suites.items():
         variants = dytrack_variants(tracker, args.thresholds, calibrated)
+        for spec in args.candidate:
+            cname, _, folder = spec.partition("=")
+            other = build_tracker(folder, args.backend, threads=args.threads)
+            for name, run in dytrack_variants(other, [], None).items():
+                variants[name.replace("DyTrack", cname, 1)] = run
         variants.update(peer_variants(peers, models, args.threads))
         print(f"{suite_name}: {len(variants)} trackers", flush=True)
         results["suites"][suite_name] = evaluate_variants(variants, seqs, tracker.num_stages, suite_name[:30])

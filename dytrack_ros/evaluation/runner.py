@@ -155,7 +155,7 @@ def evaluate_variants(variants: dict, suite, num_stages: int, desc: str) -> dict
     runs = run_variants(variants, suite, desc)
     res = {}
     for name, rr in runs.items():
-        r = summarize(rr, suite, num_stages if name.startswith("DyTrack") else 0)
+        r = summarize(rr, suite, num_stages if rr and rr[0].stages is not None else 0)
         r["per_sequence_auc"] = {s.name: score_sequence(x.boxes, s.boxes, s.visible).auc for x, s in zip(rr, suite)}
         lf = lost_and_found(rr, suite)
         if lf:

@@ -54,13 +54,46 @@ def image_to_bgr(msg) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def compressed_to_bgr(msg) -> np.ndarray:
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if data.size == 0:
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def declared_size(data: bytes):
+    """(width, height) that a JPEG/PNG/... header declares, read without decoding the pixels (Pillow parses only
+    the header on open), or None when the format is not recognised."""
+    import io
+    import warnings
+    from PIL import Image as PILImage
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # Pillow's own bomb warning: we apply our limit below
+            with PILImage.open(io.BytesIO(data)) as im:
+                return im.size
+    except PILImage.DecompressionBombError as exc:  # Pillow refuses past 2 x its own limit: far past ours too
+        raise ImageConversionError(f"compressed image declares a gigantic size ({exc})") from exc
+    except Exception:
+        return None
+
+
+def compressed_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a CompressedImage. The size its header declares is checked against max_pixels first: a few hundred
+    bytes can declare 65500x65500 pixels, and decoding that would take gigabytes (or make OpenCV throw)."""
+    raw = bytes(msg.data)
+    if not raw:
         raise ImageConversionError("compressed image has no data")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    size = declared_size(raw)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageConversionError(f"compressed image declares {size[0]}x{size[1]} pixels, over the limit of "
+                                   f"{max_pixels} (parameter max_image_pixels)")
+    try:
+        img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ImageConversionError(f"could not decode compressed image (format {msg.format!r}, {len(raw)} bytes): "
+                                   f"{str(exc).strip().splitlines()[-1]}") from exc
     if img is None:
-        raise ImageConversionError(f"could not decode compressed image (format {msg.format!r}, {data.size} bytes)")
+        raise ImageConversionError(f"could not decode compressed image (format {msg.format!r}, {len(raw)} bytes)")
+    if img.shape[0] * img.shape[1] > max_pixels:   # a format Pillow could not read ahead
+        raise ImageConversionError(f"decoded image has {img.shape[1]}x{img.shape[0]} pixels, over the limit of "
+                                   f"{max_pixels} (parameter max_image_pixels)")
     return img
 
 

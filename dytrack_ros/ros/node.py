@@ -30,8 +30,8 @@ from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..tracking.factory import build_tracker, read_model_info
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
-from .params import NodeParams, ParameterError, resolve_model_path, validate, validate_lost_threshold, \
-    validate_thresholds
+from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
+                     validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
 
 try:  # only on ROS installs that have vision_msgs
@@ -108,32 +108,40 @@ class TrackerNode(Node):
         for name, default in vars(NodeParams()).items():
             if name == "exit_thresholds":
                 continue
-            desc = ParameterDescriptor(description=name, read_only=name not in NodeParams.RUNTIME_CHANGEABLE)
-            setattr(p, name, self.declare_parameter(name, default, desc).value)
+            # real-valued parameters take integers too (`lost_threshold: 0` in YAML, `ros2 param set ... 0`)
+            desc = ParameterDescriptor(description=name, read_only=name not in NodeParams.RUNTIME_CHANGEABLE,
+                                       dynamic_typing=isinstance(default, float))
+            value = self.declare_parameter(name, default, desc).value
+            setattr(p, name, as_float(name, value) if isinstance(default, float) else value)
         return p
 
     def _declare_thresholds(self, info):
-        desc = ParameterDescriptor(description="per-stage exit thresholds (predicted IoU, 0..1)")
-        values = list(self.declare_parameter("exit_thresholds", [float(x) for x in info["exit_thresholds"]],
-                                             desc).value)
+        desc = ParameterDescriptor(description="per-stage exit thresholds (predicted IoU, 0..1)", dynamic_typing=True)
+        values = as_float_list("exit_thresholds", self.declare_parameter(
+            "exit_thresholds", [float(x) for x in info["exit_thresholds"]], desc).value)
         self.p.exit_thresholds = values
         return values
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         try:
+            values = {}
             for prm in params:
                 if prm.name == "exit_thresholds":
-                    validate_thresholds(list(prm.value), self.tracker.num_stages)
+                    values[prm.name] = as_float_list(prm.name, prm.value)
+                    validate_thresholds(values[prm.name], self.tracker.num_stages)
                 elif prm.name == "lost_threshold":
-                    validate_lost_threshold(float(prm.value))
+                    values[prm.name] = as_float(prm.name, prm.value)
+                    validate_lost_threshold(values[prm.name])
+                else:
+                    values[prm.name] = prm.value
             with self._cv:
-                for prm in params:
-                    if prm.name == "exit_thresholds":
-                        self.tracker.set_thresholds(list(prm.value))
-                    elif prm.name == "lost_threshold":
-                        self.tracker.params.lost_threshold = float(prm.value)
-                    if hasattr(self.p, prm.name):
-                        setattr(self.p, prm.name, prm.value)
+                for name, value in values.items():
+                    if name == "exit_thresholds":
+                        self.tracker.set_thresholds(value)
+                    elif name == "lost_threshold":
+                        self.tracker.params.lost_threshold = value
+                    if hasattr(self.p, name):
+                        setattr(self.p, name, value)
         except (ParameterError, ValueError, TypeError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -162,6 +170,9 @@ class TrackerNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         try:
+            if int(msg.width) * int(msg.height) > self.p.max_image_pixels:
+                raise ImageConversionError(f"{msg.width}x{msg.height} pixels is over the limit of "
+                                           f"{self.p.max_image_pixels} (parameter max_image_pixels)")
             frame = image_to_bgr(msg)
         except ImageConversionError as exc:
             return self._bad_message("image", exc)
@@ -169,7 +180,7 @@ class TrackerNode(Node):
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         try:
-            frame = compressed_to_bgr(msg)
+            frame = compressed_to_bgr(msg, self.p.max_image_pixels)
         except ImageConversionError as exc:
             return self._bad_message("compressed image", exc)
         self._store_frame(msg.header, frame)
@@ -182,7 +193,7 @@ class TrackerNode(Node):
         with self._cv:
             self._pending_init = msg
             if not self._recent:
-                self.get_logger().warn("init box received before any image: tracking starts with the first image")
+                self.get_logger().warning("init box received before any image: tracking starts with the first image")
             self._cv.notify()
 
     def _request_reset(self, source: str) -> None:
@@ -206,7 +217,7 @@ class TrackerNode(Node):
         older = [r for r in self._recent if r[0] <= want]
         if older:
             return older[-1]
-        self.get_logger().warn("init box is older than every buffered frame: using the oldest one")
+        self.get_logger().warning("init box is older than every buffered frame: using the oldest one")
         return self._recent[0]
 
     def _work(self) -> None:

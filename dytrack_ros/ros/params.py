@@ -36,6 +36,7 @@ class NodeParams:
     diagnostics_period: float = 1.0            # seconds between /diagnostics messages
     frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
     log_results: bool = False                  # one log line per frame (box, stage, score, latency)
+    max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
 
     RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
 
@@ -72,11 +73,26 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"search_factor={p.search_factor}: must be 0 (model default) or in 1.5..10")
     if not (p.diagnostics_period > 0 and math.isfinite(p.diagnostics_period)):
         raise ParameterError(f"diagnostics_period={p.diagnostics_period}: must be > 0")
+    if p.max_image_pixels < 64 * 64:
+        raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
     if not 1 <= p.frame_buffer <= 1000:
         raise ParameterError(f"frame_buffer={p.frame_buffer}: must be in 1..1000")
     for name in ("image_topic", "init_topic"):
         if not getattr(p, name):
             raise ParameterError(f"{name} must not be empty")
+
+
+def as_float(name: str, value) -> float:
+    """ROS parameter files and `ros2 param set` give 0 and 1 as integers: accept any real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{name}={value!r}: must be a number")
+    return float(value)
+
+
+def as_float_list(name: str, values) -> List[float]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ParameterError(f"{name}={values!r}: must be a list of numbers")
+    return [as_float(name, v) for v in values]
 
 
 def validate_thresholds(values, num_stages: int) -> None:

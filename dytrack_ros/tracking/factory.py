@@ -9,6 +9,8 @@ from ..backends import CHECKPOINT_NAME, BackendError, create_backend
 from ..backends.base import MANIFEST_NAME
 from .tracker import DyTracker, TrackerParams
 
+TUNABLE = ("window_influence", "size_lr")   # may be set per model in manifest.json's "tracker" section
+
 
 def read_model_info(model_dir: str) -> dict:
     """Sizes, factors and default thresholds: from manifest.json, else from the checkpoint's config."""
@@ -17,8 +19,10 @@ def read_model_info(model_dir: str) -> dict:
         try:
             with open(path) as f:
                 m = json.load(f)
-            return {k: m[k] for k in ("template_size", "search_size", "template_factor", "search_factor",
+            info = {k: m[k] for k in ("template_size", "search_size", "template_factor", "search_factor",
                                       "exit_thresholds", "num_stages")}
+            info["tracker"] = dict(m.get("tracker", {}))   # per-model tracker settings tuned on training video
+            return info
         except (OSError, ValueError, KeyError) as exc:
             raise BackendError(f"{path} is unreadable or incomplete: {exc}") from exc
     from ..model.checkpoint import ModelFileError, load_checkpoint
@@ -29,7 +33,7 @@ def read_model_info(model_dir: str) -> dict:
     c = model.cfg
     return {"template_size": c.template_size, "search_size": c.search_size, "template_factor": c.template_factor,
             "search_factor": c.search_factor, "exit_thresholds": [0.6] * (c.num_stages - 1) + [0.0],
-            "num_stages": c.num_stages}
+            "num_stages": c.num_stages, "tracker": {}}
 
 
 def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", threads: int = 0,
@@ -41,4 +45,7 @@ def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", t
                            search_factor=search_factor or info["search_factor"],
                            thresholds=list(thresholds) if thresholds else list(info["exit_thresholds"]),
                            lost_threshold=lost_threshold)
+    for key in TUNABLE:
+        if key in info["tracker"]:
+            setattr(params, key, float(info["tracker"][key]))
     return DyTracker(create_backend(backend, model_dir, device=device, threads=threads, fp16=fp16), params)

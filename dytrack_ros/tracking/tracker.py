@@ -45,6 +45,7 @@ class TrackerParams:
     min_box_side: float = 2.0
     min_visible: float = 0.3          # share of the estimated box inside the image below which the target is lost
     size_bounds: tuple = (0.2, 5.0)   # box width/height stay within these multiples of the init box
+    size_lr: float = 1.0              # share of a frame's size estimate taken into the state box (1: no smoothing)
 
 
 @dataclass
@@ -136,7 +137,7 @@ class DyTracker:
             if force_stage is None and result.iou >= p.thresholds[k]:
                 break
         h, w = frame.shape[:2]
-        estimate = self._bound_size(crop_units_to_box(self._decode(result), center, side))
+        estimate = self._bound_size(self._smooth_size(crop_units_to_box(self._decode(result), center, side)))
         box = clip_box(estimate, w, h, p.min_box_side)
         visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
         score = result.iou
@@ -149,6 +150,15 @@ class DyTracker:
         return TrackResult(box=box, score=score, stage=len(scores),
                            stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)
+
+    def _smooth_size(self, box: np.ndarray) -> np.ndarray:
+        """Size changes slowly on real video; one frame's size estimate is noisy (blur, occlusion, a neighbour)."""
+        lr = self.params.size_lr
+        if lr >= 1.0:
+            return box
+        cx, cy = box_center(box)
+        bw, bh = (1 - lr) * self.box[2:] + lr * box[2:]
+        return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds

@@ -68,10 +68,16 @@ def build_dataset(args, cfg, rank):
         return synthetic
     kind, _, root = args.data.partition(":")
     if kind == "real":
-        from ..data.realdata import load_split, realdata_root
+        from ..data.realdata import load_split, realdata_root, split_names
         root = root or realdata_root()
-        sequences = load_split("train", root)
-        cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq.npy")
+        sequences = load_split("train", root, require_all=False)
+        missing = sorted(set(split_names("train")) - {q.name for q in sequences})
+        if rank == 0:
+            print(f"training on {len(sequences)} real sequences under {root}"
+                  + (f"; not present there (not used): {', '.join(missing)}" if missing else ""), flush=True)
+        if not sequences:
+            raise SystemExit(f"no training sequences under {root} (../shared/realdata/README.md says how to extract them)")
+        cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq_{pairs.cache_size_for(cfg)}px.npy")
         return pairs.RealPairs(cfg, sequences, cache, seed=seed, negatives=args.negatives,
                                synthetic=synthetic, synthetic_share=args.synthetic_share)
     from ..data import sequences as ds

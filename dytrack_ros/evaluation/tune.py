@@ -1,0 +1,72 @@
+"""Tune one tracker setting (motion-prior weight, size smoothing) on the real TRAINING split, full depth, and
+optionally write the best value into the model's manifest ("tracker" section). Never run on validation data.
+
+    python -m dytrack_ros.evaluation.tune --model models/dytrack_small --param window_influence 0.3 0.5 0.7 --write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..backends.base import MANIFEST_NAME
+from ..data.realdata import load_split
+from ..data.sequences import Sequence
+from ..tracking.factory import TUNABLE, build_tracker
+from . import machine
+from .runner import run_dytrack, run_variants, summarize
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--param", nargs="+", required=True, metavar=("NAME", "VALUE"),
+                   help=f"one of {', '.join(TUNABLE)} and the values to try")
+    p.add_argument("--frames", type=int, default=300, help="first N frames of each training sequence")
+    p.add_argument("--write", action="store_true", help="store the best value in manifest.json")
+    p.add_argument("--log", default="benchmarks/TRACKER_TUNING.md", help="append the table here")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    name, values = args.param[0], [float(v) for v in args.param[1:]]
+    if name not in TUNABLE or not values:
+        raise SystemExit(f"--param needs one of {TUNABLE} and at least one value")
+    suite = [Sequence(q.name, q.frames[:args.frames], q.boxes[:args.frames]) for q in load_split("train")]
+    tracker = build_tracker(args.model, args.backend, threads=1)
+    k = tracker.num_stages
+
+    def variant(v):
+        def run(seq):
+            setattr(tracker.params, name, v)
+            return run_dytrack(tracker, seq, force_stage=k)
+        return run
+    runs = run_variants({v: variant(v) for v in values}, suite, f"tune {name}")
+    table = {v: summarize(rr, suite, k)["auc"] for v, rr in runs.items()}
+    best = max(table, key=table.get)
+    lines = [f"## {name} ({machine.today()}, model `{args.model}`)", "",
+             f"Real training split, first {args.frames} frames of {len(suite)} sequences, full depth, "
+             f"`python -m dytrack_ros.evaluation.tune --model {args.model} --param {name} "
+             f"{' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
+             "| value | AUC |", "|---|---|"] + [f"| {v:g} | {100 * a:.1f} |" for v, a in table.items()] + \
+            ["", f"best: {best:g}" + (" (written to manifest.json)" if args.write else ""), ""]
+    print("\n".join(lines))
+    if args.log:
+        os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)
+        new = not os.path.exists(args.log)
+        with open(args.log, "a") as f:
+            if new:
+                f.write("# Tracker settings tuned on real training video\n\n")
+            f.write("\n".join(lines) + "\n")
+    if args.write:
+        path = os.path.join(args.model, MANIFEST_NAME)
+        manifest = json.load(open(path))
+        manifest.setdefault("tracker", {})[name] = best
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

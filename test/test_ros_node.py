@@ -1,4 +1,5 @@
 """The tracker node over a real DDS graph: node in a subprocess, publishers and subscribers in this process."""
+import json
 import math
 import os
 import shutil
@@ -233,7 +234,14 @@ def startup_failure(tmp_path, params, params_file=None):
 
 def test_startup_errors_are_clear(tmp_path, tiny_bundle):
     code, out = startup_failure(tmp_path, [f"model_path:={tmp_path}/nowhere"])
-    assert code != 0 and "cannot start" in out and "not found" in out
+    assert code != 0 and "cannot start" in out and "model folder not found" in out and "model.pt" not in out
+    unhashed = tmp_path / "unhashed"
+    shutil.copytree(tiny_bundle, unhashed)
+    manifest = json.loads((unhashed / "manifest.json").read_text())
+    del manifest["sha256"]
+    (unhashed / "manifest.json").write_text(json.dumps(manifest))
+    code, out = startup_failure(tmp_path, [f"model_path:={unhashed}", "backend:=onnxruntime"])
+    assert code != 0 and "no graph hashes" in out and "KeyError" not in out
     corrupt = tmp_path / "corrupt"
     shutil.copytree(tiny_bundle, corrupt)
     with open(corrupt / "stage0.onnx", "r+b") as f:

@@ -86,11 +86,19 @@ class Manifest:
         except (OSError, json.JSONDecodeError) as exc:
             raise BackendError(f"{path} is unreadable: {exc}") from exc
         m = cls(folder, data)
+        missing = [k for k in ("template_graph", "stage_graphs") if k not in data]
+        if missing:
+            raise BackendError(f"{path} lacks {', '.join(missing)}: re-export the model with dytrack-export")
+        hashes = data.get("sha256")
+        if verify_hashes and not isinstance(hashes, dict):
+            raise BackendError(f"{path} has no graph hashes (sha256): re-export the model with dytrack-export")
         for name in m.graph_files():
             file = os.path.join(folder, name)
             if not os.path.isfile(file):
                 raise BackendError(f"model file missing: {file}")
-            if verify_hashes and sha256_of(file) != data["sha256"][name]:
+            if verify_hashes and name not in hashes:
+                raise BackendError(f"{path} has no hash for {name}: re-export the model with dytrack-export")
+            if verify_hashes and sha256_of(file) != hashes[name]:
                 raise BackendError(f"model file {file} does not match its manifest hash (corrupt or replaced)")
         return m
 

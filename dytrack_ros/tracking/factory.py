@@ -14,6 +14,8 @@ TUNABLE = ("window_influence", "size_lr")   # may be set per model in manifest.j
 
 def read_model_info(model_dir: str) -> dict:
     """Sizes, factors and default thresholds: from manifest.json, else from the checkpoint's config."""
+    if not os.path.isdir(model_dir):
+        raise BackendError(f"model folder not found: {model_dir}")
     path = os.path.join(model_dir, MANIFEST_NAME)
     if os.path.isfile(path):
         try:

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -55,4 +56,6 @@ def ros_env():
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env["FASTDDS_DEFAULT_PROFILES_FILE"] = os.path.join(ROOT, "config", "fastdds_large_data.xml")
     env["PYTHONUNBUFFERED"] = "1"
+    # the node remembers its last reset under $ROS_HOME/dytrack_ros: keep test nodes' memory out of ~/.ros
+    env["ROS_HOME"] = os.path.join(tempfile.gettempdir(), f"dytrack-test-ros-home-{os.getpid()}")
     return env

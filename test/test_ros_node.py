@@ -272,7 +272,7 @@ def test_integer_values_for_real_parameters_are_accepted(tmp_path, tiny_bundle, 
         g = RosTestGraph(node.namespace)
         try:
             assert g.wait_for_subscriber(), node.output()
-            assert "thresholds [1.0, 1.0, 0.0]" in node.output()
+            assert node.wait_for_output("thresholds [1.0, 1.0, 0.0]"), node.output()
             req = SetParameters.Request(parameters=[Parameter(name="lost_threshold", value=ParameterValue(
                 type=ParameterType.PARAMETER_INTEGER, integer_value=1))])
             r = g.call_service(SetParameters, f"{g.namespace}/dytrack_tracker/set_parameters", req).results[0]
@@ -280,5 +280,63 @@ def test_integer_values_for_real_parameters_are_accepted(tmp_path, tiny_bundle, 
             req.parameters[0].value.integer_value = 2
             r = g.call_service(SetParameters, f"{g.namespace}/dytrack_tracker/set_parameters", req).results[0]
             assert not r.successful and "0..1" in r.reason
+        finally:
+            g.close()
+
+
+def test_reset_then_init_is_never_lost_and_a_reset_outlives_a_restart(tmp_path, tiny_bundle, heldout_sequence):
+    """QA found 4 of 20 inits lost after a reset, and a restarted node resuming a cancelled target."""
+    from std_msgs.msg import Empty
+    frames, boxes = heldout_sequence
+    state = tmp_path / "state"
+    params = [f"model_path:={tiny_bundle}", "backend:=onnxruntime", f"state_dir:={state}"]
+    namespace = f"/r{os.getpid()}"
+    with NodeProcess(tmp_path, params=params, namespace=namespace) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            reset_pub = g.node.create_publisher(Empty, f"{namespace}/dytrack_tracker/reset", 10)
+            deadline = time.monotonic() + 10
+            while reset_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            t = 7_000 * 1_000_000_000
+            g.image_pub.publish(g.image_msg(frames[0], t))
+            time.sleep(0.3)
+            for trial in range(20):
+                reset_pub.publish(Empty())
+                g.send_init(boxes[0], stamp_ns=0)          # right behind the reset, as an operator re-picks
+                time.sleep(0.15)
+                for k in range(2):   # the box goes to the first frame, the second one gets tracked
+                    t += FRAME_PERIOD_NS
+                    g.image_pub.publish(g.image_msg(frames[1 + (trial + k) % 5], t))
+                    time.sleep(0.1)
+                # any result for the last frame means a target was set (an idle node publishes none)
+                assert g.wait_for(lambda g: any(stamp_of(m) == t for m in g.targets), 5), f"init lost in trial {trial}"
+            g.send_init([40, 40, 30, 30], stamp_ns=0)      # the box the operator will cancel (latched)
+            time.sleep(0.15)
+            for k in range(2):
+                t += FRAME_PERIOD_NS
+                g.image_pub.publish(g.image_msg(frames[k], t))
+                time.sleep(0.1)
+            assert g.wait_for(lambda g: any(stamp_of(m) == t for m in g.targets), 5)
+            reset_pub.publish(Empty())
+            assert node.wait_for_output("tracking reset (topic)"), node.output()
+            time.sleep(0.5)
+        finally:
+            g.close()
+    # the same node name starts again; the init topic's latched box is the cancelled one
+    with NodeProcess(tmp_path, params=params, namespace=namespace) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            g.send_init([40, 40, 30, 30], stamp_ns=0)
+            assert node.wait_for_output("the box a reset cancelled"), node.output()
+            t0 = 8_000 * 1_000_000_000
+            publish_sequence(g, frames[:5], t0)
+            time.sleep(1.0)
+            assert not g.targets, "a restarted node resumed the target a reset had cancelled"
+            g.send_init(boxes[0], stamp_ns=0)               # a new box after the reset is taken
+            publish_sequence(g, frames[5:10], t0 + 5 * FRAME_PERIOD_NS)
+            assert g.wait_for(lambda g: len(g.targets) >= 2, 10), node.output()
         finally:
             g.close()

@@ -6,7 +6,7 @@ and nothing queues without bound. Every output carries the input image's header.
 """
 from __future__ import annotations
 
-import collections
+import os
 import threading
 import time
 from typing import Optional
@@ -30,6 +30,7 @@ from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..tracking.factory import build_tracker, read_model_info
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
+from .scheduler import InitRequest, ResetMemory, Scheduler
 from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
@@ -42,6 +43,11 @@ except ImportError:
 
 def stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def received_ns(info) -> int:
+    """When DDS received a message (system clock, ns): orders messages of different topics by arrival."""
+    return int(info["received_timestamp"]) if info and info.get("received_timestamp") else 0
 
 
 class TrackerNode(Node):
@@ -63,13 +69,9 @@ class TrackerNode(Node):
         self.backend_name = self.tracker.backend.name
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        # shared state between callbacks and the worker
-        self._cv = threading.Condition()
-        self._latest = None                    # (header, frame, receive_time) not yet processed
-        self._recent = collections.deque(maxlen=self.p.frame_buffer)   # (stamp_ns, header, frame)
-        self._pending_init = None              # TargetBox waiting for a frame
-        self._pending_reset = False
-        self._dropped_since_publish = 0
+        # what the worker does next: newest frame, recent frames, init/reset in arrival order (ros/scheduler.py)
+        self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file()),
+                                   log=lambda m: self.get_logger().warning(m))
         self._running = True
 
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
@@ -84,7 +86,7 @@ class TrackerNode(Node):
         else:
             self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
         self.create_subscription(TargetBox, self.p.init_topic, self._on_init, init_qos)
-        self.create_subscription(Empty, "~/reset", lambda _msg: self._request_reset("topic"), 10)
+        self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10)
         self.create_service(Trigger, "~/reset", self._on_reset_service)
 
         self.target_pub = self.create_publisher(TrackedTarget, "~/target", 10)
@@ -134,28 +136,23 @@ class TrackerNode(Node):
                     validate_lost_threshold(values[prm.name])
                 else:
                     values[prm.name] = prm.value
-            with self._cv:
-                for name, value in values.items():
-                    if name == "exit_thresholds":
-                        self.tracker.set_thresholds(value)
-                    elif name == "lost_threshold":
-                        self.tracker.params.lost_threshold = value
-                    if hasattr(self.p, name):
-                        setattr(self.p, name, value)
+            # applied between two frames of the worker: each assignment replaces a whole value
+            for name, value in values.items():
+                if name == "exit_thresholds":
+                    self.tracker.set_thresholds(value)
+                elif name == "lost_threshold":
+                    self.tracker.params.lost_threshold = value
+                if hasattr(self.p, name):
+                    setattr(self.p, name, value)
         except (ParameterError, ValueError, TypeError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     # ---- inputs (executor thread: cheap work only) -------------------------------------------------------
     def _store_frame(self, header, frame) -> None:
-        with self._cv:
-            self.stats.frames_received += 1
-            if self._latest is not None:
-                self.stats.frames_dropped += 1
-                self._dropped_since_publish += 1
-            self._latest = (header, frame, time.perf_counter())
-            self._recent.append((stamp_ns(header), header, frame))
-            self._cv.notify()
+        self.stats.frames_received += 1
+        if self.scheduler.put_frame(stamp_ns(header), header, frame, time.perf_counter()):
+            self.stats.frames_dropped += 1
 
     def _bad_message(self, what: str, exc: Exception) -> None:
         """Log why a message was dropped: each distinct reason at most once per 2 s (a bad camera floods)."""
@@ -185,23 +182,27 @@ class TrackerNode(Node):
             return self._bad_message("compressed image", exc)
         self._store_frame(msg.header, frame)
 
-    def _on_init(self, msg: TargetBox) -> None:
+    def _on_init(self, msg: TargetBox, info=None) -> None:
         box = [msg.x, msg.y, msg.width, msg.height]
         if not all(np.isfinite(box)) or msg.width <= 0 or msg.height <= 0:
             return self._bad_message("init box", InvalidBoxError(
                 f"box {box} must be finite with positive width and height"))
-        with self._cv:
-            self._pending_init = msg
-            if not self._recent:
-                self.get_logger().warning("init box received before any image: tracking starts with the first image")
-            self._cv.notify()
+        refused = self.scheduler.put_init(InitRequest(tuple(box), stamp_ns(msg.header), time.perf_counter(),
+                                                      received_ns(info)))
+        if refused:
+            return self._bad_message("init box", InvalidBoxError(f"box {box} ignored: {refused}"))
+        if not self.scheduler.has_frames:
+            self.get_logger().warning("init box received before any image: tracking starts with the first image")
 
-    def _request_reset(self, source: str) -> None:
-        with self._cv:
-            self._pending_reset = True
-            self._pending_init = None
-            self._cv.notify()
+    def _request_reset(self, source: str, info=None) -> None:
+        self.scheduler.put_reset(self.get_clock().now().nanoseconds, received_ns(info))
         self.get_logger().info(f"tracking reset ({source})")
+
+    def _state_file(self) -> str:
+        """Where the last reset is remembered across restarts (parameter state_dir; one file per node name)."""
+        folder = os.path.expanduser(self.p.state_dir or os.path.join(
+            os.environ.get("ROS_HOME", os.path.join("~", ".ros")), "dytrack_ros"))
+        return os.path.join(folder, self.get_fully_qualified_name().strip("/").replace("/", "__") + ".json")
 
     def _on_reset_service(self, _req, resp):
         self._request_reset("service")
@@ -209,53 +210,34 @@ class TrackerNode(Node):
         return resp
 
     # ---- worker -------------------------------------------------------------------------------------------
-    def _frame_for_init(self, msg: TargetBox):
-        """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: newest."""
-        want = stamp_ns(msg.header)
-        if want == 0:
-            return self._recent[-1]
-        older = [r for r in self._recent if r[0] <= want]
-        if older:
-            return older[-1]
-        self.get_logger().warning("init box is older than every buffered frame: using the oldest one")
-        return self._recent[0]
-
     def _work(self) -> None:
         while self._running:
-            with self._cv:
-                self._cv.wait_for(lambda: not self._running or self._latest is not None or self._pending_reset or
-                                  (self._pending_init is not None and self._recent), timeout=0.5)
-                if not self._running:
-                    return
-                if self._pending_reset:
-                    self.tracker.reset()
-                    self._pending_reset = False
-                init, self._pending_init = (self._pending_init, None) if self._recent else (None, self._pending_init)
-                init_frame = self._frame_for_init(init) if init is not None else None
-                latest, self._latest = self._latest, None
-                dropped, self._dropped_since_publish = self._dropped_since_publish, 0
             try:
-                if init is not None:
-                    self._initialize(init, init_frame)
-                    if latest is not None and stamp_ns(latest[0]) <= init_frame[0]:
-                        latest = None  # the init frame itself: nothing to track yet
-                if latest is not None and self.tracker.state != IDLE:
-                    self._track(latest, dropped)
+                work = self.scheduler.next_work(timeout=0.5)
+                if work is None:
+                    continue
+                if work.reset:
+                    self.tracker.reset()
+                if work.init is not None:
+                    self._initialize(work.init, work.init_frame)
+                if work.frame is not None and self.tracker.state != IDLE:
+                    self._track(work.frame, work.dropped)
             except Exception as exc:  # the node must never die on one bad frame
-                self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=2.0)
+                if self._running:
+                    self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
+                                            throttle_duration_sec=2.0)
 
-    def _initialize(self, msg: TargetBox, frame_entry) -> None:
-        _, header, frame = frame_entry
+    def _initialize(self, req: InitRequest, frame_entry) -> None:
+        _, header, frame, _ = frame_entry
         try:
-            box = self.tracker.initialize(frame, [msg.x, msg.y, msg.width, msg.height])
+            box = self.tracker.initialize(frame, list(req.box))
         except InvalidBoxError as exc:
             return self._bad_message("init box", exc)
         self.get_logger().info(f"initialised on frame {header.stamp.sec}.{header.stamp.nanosec:09d} with box "
                                f"{np.round(box, 1).tolist()}")
 
     def _track(self, latest, dropped: int) -> None:
-        header, frame, received = latest
+        _, header, frame, received = latest
         r = self.tracker.track(frame)
         latency_ms = (time.perf_counter() - received) * 1000.0
         out = TrackedTarget()
@@ -327,9 +309,8 @@ class TrackerNode(Node):
         self.diag_pub.publish(arr)
 
     def shutdown(self) -> None:
-        with self._cv:
-            self._running = False
-            self._cv.notify_all()
+        self._running = False
+        self.scheduler.close()
         self.worker.join(timeout=2.0)
 
 

@@ -37,6 +37,7 @@ class NodeParams:
     frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
     log_results: bool = False                  # one log line per frame (box, stage, score, latency)
     max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
+    state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
 
     RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
 

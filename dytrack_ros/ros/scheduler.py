@@ -1,0 +1,194 @@
+"""What the tracker node's worker does next, without ROS: the newest-frame slot, recent frames for stamp
+matching, and init / reset requests applied in the order they arrived.
+
+Why a separate class: the ordering rules (a reset cancels an init that came before it, never one that came
+after; a box is applied to the frame it was drawn on; a reset outlives a restart) are easy to get wrong with
+flags shared between threads, and here they are unit-tested without DDS (`test/test_scheduler.py`).
+Thread-safe: callbacks call the `put_*` methods, the worker calls `next_work()`.
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Tuple
+
+Frame = Tuple[int, Any, Any, float]          # (stamp ns, header, image, receive time)
+
+
+@dataclass
+class InitRequest:
+    box: Tuple[float, float, float, float]
+    stamp_ns: int                             # 0: "the newest frame"
+    received: float                           # time.perf_counter() at the callback (frame freshness)
+    order_ns: int = 0                         # arrival time for ordering against resets (DDS reception time)
+
+    def fingerprint(self) -> List[float]:
+        return [*map(float, self.box), int(self.stamp_ns)]
+
+
+@dataclass
+class Work:
+    reset: bool = False                       # the tracker must be reset before anything else
+    init: Optional[InitRequest] = None
+    init_frame: Optional[Frame] = None
+    frame: Optional[Frame] = None             # newest unprocessed frame (None: nothing to track)
+    dropped: int = 0                          # frames replaced before they were processed, since the last Work
+
+
+class ResetMemory:
+    """The last reset, kept in a small JSON file so that a restarted node does not resume a target the operator
+    cancelled: boxes stamped before the reset are ignored, and so is the very box that was cancelled when a new
+    node gets it again from the latched init topic (until it accepts another box; within one run, sending the
+    same box again after a reset is a new request and is taken)."""
+
+    def __init__(self, path: str = ""):
+        self.path = path
+        self.stamp_ns, self.cancelled = 0, None
+        self.cancelled_before_start = None
+        if path and os.path.isfile(path):
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+                self.stamp_ns, self.cancelled = int(data.get("reset_stamp_ns", 0)), data.get("cancelled_box")
+                self.cancelled_before_start = self.cancelled
+            except (OSError, ValueError, TypeError):
+                pass   # an unreadable memory is no memory: the node still starts
+
+    def remember(self, stamp_ns: int, cancelled: Optional[InitRequest]) -> None:
+        self.stamp_ns = int(stamp_ns)
+        self.cancelled = cancelled.fingerprint() if cancelled else self.cancelled
+        if self.path:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"reset_stamp_ns": self.stamp_ns, "cancelled_box": self.cancelled}, f)
+            os.replace(tmp, self.path)
+
+    def refuses(self, req: InitRequest) -> Optional[str]:
+        if self.cancelled_before_start is not None and req.fingerprint() == self.cancelled_before_start:
+            return "it is the box a reset cancelled before this node started (latched on the init topic)"
+        if req.stamp_ns and req.stamp_ns <= self.stamp_ns:
+            return "it is stamped before the last reset"
+        self.cancelled_before_start = None
+        return None
+
+
+class Scheduler:
+    def __init__(self, buffer: int, reset_memory: Optional[ResetMemory] = None,
+                 log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0):
+        self._cv = threading.Condition()
+        self._latest: Optional[Frame] = None
+        self._recent = collections.deque(maxlen=buffer)
+        self._events = collections.deque()     # ("reset", stamp) / ("init", InitRequest), arrival order
+        self._pending_init: Optional[InitRequest] = None   # waiting for a first frame
+        self._active_init: Optional[InitRequest] = None    # the box the current track started from
+        self._dropped = 0
+        self._closed = False
+        self.memory = reset_memory or ResetMemory()
+        self.log = log
+        self.stale_after = stale_after            # a zero-stamped box waits for a fresh frame if the newest is older
+
+    # ---- callbacks ------------------------------------------------------------------------------------------
+    def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
+        """Store the newest frame. Returns True when it replaced an unprocessed one (that one is dropped)."""
+        with self._cv:
+            replaced = self._latest is not None
+            self._dropped += int(replaced)
+            self._latest = (stamp_ns, header, image, received)
+            self._recent.append(self._latest)
+            self._cv.notify()
+            return replaced
+
+    def put_init(self, req: InitRequest) -> Optional[str]:
+        """Queue an init box; returns the reason when it is refused (older than the last reset)."""
+        reason = self.memory.refuses(req)
+        if reason:
+            return reason
+        req.order_ns = req.order_ns or time.time_ns()
+        self._put(req.order_ns, ("init", req))
+        return None
+
+    def put_reset(self, stamp_ns: int, order_ns: int = 0) -> None:
+        """stamp_ns: the reset's time (boxes stamped before it are refused from now on); order_ns: when it
+        arrived (DDS reception time), to order it against init boxes that came through another topic."""
+        order = order_ns or time.time_ns()
+        self._put(order, ("reset", (stamp_ns, order)))
+
+    def _put(self, order: int, event) -> None:
+        # callbacks of different topics run in the executor's order, not in the order the messages arrived:
+        # keep the queue sorted by arrival time
+        with self._cv:
+            if len(self._events) > 64:            # a flood of requests: drop the oldest
+                self._events.popleft()
+            keys = [e[0] for e in self._events]
+            self._events.insert(bisect.bisect_right(keys, order), (order, event))
+            self._cv.notify()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    @property
+    def has_frames(self) -> bool:
+        with self._cv:
+            return bool(self._recent)
+
+    # ---- worker ---------------------------------------------------------------------------------------------
+    def next_work(self, timeout: float = 0.5) -> Optional[Work]:
+        """Blocks until there is something to do; None when closed (or on timeout with nothing to do)."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._closed or self._latest is not None or bool(self._events), timeout=timeout)
+            if self._closed:
+                return None
+            work = Work()
+            while self._events:                   # in arrival order: reset cancels what came before it only
+                _, (kind, payload) = self._events.popleft()
+                if kind == "reset":
+                    self._apply_reset(work, *payload)
+                else:
+                    self._pending_init = payload
+            if self._pending_init is not None and self._recent and self._fresh_enough(self._pending_init):
+                work.init, self._pending_init = self._pending_init, None
+                work.init_frame = self._frame_for(work.init)
+                self._active_init = work.init
+            work.frame, self._latest = self._latest, None
+            if work.init_frame is not None and work.frame is not None and work.frame[0] <= work.init_frame[0]:
+                work.frame = None                 # the init frame itself: nothing to track yet
+            work.dropped, self._dropped = self._dropped, 0
+            if not (work.reset or work.init or work.frame):
+                return Work(dropped=work.dropped) if work.dropped else None
+            return work
+
+    def _apply_reset(self, work: Work, stamp_ns: int, order_ns: int) -> None:
+        """A reset cancels the target and any waiting box that arrived before it, never a box that arrived after
+        it (even one already applied because its callback ran first)."""
+        if self._active_init is not None and self._active_init.order_ns > order_ns:
+            self.log("a reset older than the current target's init box was ignored")
+            return
+        cancelled = self._pending_init if self._pending_init is not None else self._active_init
+        if self._pending_init is not None and self._pending_init.order_ns > order_ns:
+            cancelled = self._active_init        # the waiting box is newer than the reset: it stays
+        else:
+            self._pending_init = None
+        self.memory.remember(stamp_ns, cancelled)
+        work.reset, self._active_init = True, None
+
+    def _fresh_enough(self, req: InitRequest) -> bool:
+        """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped."""
+        return req.stamp_ns != 0 or req.received - self._recent[-1][3] <= self.stale_after
+
+    def _frame_for(self, req: InitRequest) -> Frame:
+        """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: the newest."""
+        if req.stamp_ns == 0:
+            return self._recent[-1]
+        older = [f for f in self._recent if f[0] <= req.stamp_ns]
+        if older:
+            return older[-1]
+        self.log("init box is older than every buffered frame: using the oldest one")
+        return self._recent[0]

@@ -1,0 +1,132 @@
+"""The node's ROS-free scheduler: newest-frame slot, init/reset in arrival order, stamp matching, durable reset."""
+import threading
+import time
+
+import numpy as np
+
+from dytrack_ros.ros.scheduler import InitRequest, ResetMemory, Scheduler
+
+
+def frame(s, stamp, received=None):
+    return s.put_frame(stamp, f"header{stamp}", np.full((4, 4, 3), stamp % 255, np.uint8),
+                       time.perf_counter() if received is None else received)
+
+
+def init(box=(1, 2, 3, 4), stamp=0):
+    return InitRequest(tuple(float(v) for v in box), stamp, time.perf_counter())
+
+
+def test_newest_frame_wins_and_replaced_ones_count_as_dropped():
+    s = Scheduler(buffer=5)
+    assert not frame(s, 1) and frame(s, 2) and frame(s, 3)
+    w = s.next_work(0)
+    assert w.frame[0] == 3 and w.dropped == 2 and not w.reset and w.init is None
+    assert s.next_work(0) is None
+
+
+def test_reset_then_init_keeps_the_init_and_init_then_reset_cancels_it_100_of_100():
+    for trial in range(100):
+        s = Scheduler(buffer=5)
+        frame(s, 10)
+        order = ["reset", "init"] if trial % 2 == 0 else ["init", "reset"]
+        for kind in order:
+            s.put_reset(trial) if kind == "reset" else s.put_init(init(stamp=0))
+        w = s.next_work(0)
+        assert w.reset
+        assert (w.init is not None) == (order == ["reset", "init"]), (trial, order)
+
+
+def test_concurrent_reset_then_init_from_two_threads_is_never_lost():
+    """The QA run's race: a reset and the next init from different callbacks while the worker runs."""
+    for trial in range(100):
+        s = Scheduler(buffer=5)
+        frame(s, 10)
+        done = threading.Event()
+
+        def callbacks():
+            s.put_reset(0)
+            s.put_init(init(stamp=0))
+            done.set()
+        t = threading.Thread(target=callbacks)
+        t.start()
+        inits = 0
+        while not (done.is_set() and (w := s.next_work(0)) is None):
+            w = s.next_work(0.001) if not done.is_set() else w
+            inits += int(w is not None and w.init is not None)
+        t.join()
+        assert inits == 1, trial
+
+
+def test_init_goes_to_the_frame_it_was_drawn_on():
+    s = Scheduler(buffer=10)
+    for stamp in (100, 200, 300, 400):
+        frame(s, stamp)
+    s.next_work(0)
+    s.put_init(init(stamp=250))
+    w = s.next_work(0)
+    assert w.init_frame[0] == 200 and w.frame is None     # nothing newer than the init frame to track yet
+    frame(s, 500)
+    assert s.next_work(0).frame[0] == 500
+
+
+def test_init_before_any_frame_waits_for_the_first_one():
+    s = Scheduler(buffer=5)
+    s.put_init(init())
+    w = s.next_work(0)
+    assert w is None or w.init is None
+    frame(s, 7)
+    w = s.next_work(0)
+    assert w.init is not None and w.init_frame[0] == 7
+
+
+def test_unstamped_box_waits_for_a_fresh_frame_when_the_stream_has_stopped():
+    s = Scheduler(buffer=5, stale_after=0.5)
+    frame(s, 1, received=time.perf_counter() - 10)          # the last frame came 10 s ago
+    s.next_work(0)
+    s.put_init(init(stamp=0))
+    w = s.next_work(0)
+    assert w is None or w.init is None                     # not applied to the stale frame
+    frame(s, 2)
+    w = s.next_work(0)
+    assert w.init is not None and w.init_frame[0] == 2
+
+
+def test_reset_is_remembered_across_a_restart(tmp_path):
+    path = str(tmp_path / "state" / "node.json")
+    s = Scheduler(buffer=5, reset_memory=ResetMemory(path))
+    frame(s, 1000)
+    box = init((10, 10, 20, 20), stamp=900)
+    s.put_init(box)
+    assert s.next_work(0).init is not None
+    s.put_reset(2000)
+    assert s.next_work(0).reset
+    # a new node (same name) gets the latched box again: refused, and so is anything stamped before the reset
+    restarted = Scheduler(buffer=5, reset_memory=ResetMemory(path))
+    assert "cancelled" in restarted.put_init(init((10, 10, 20, 20), stamp=900))
+    assert "before the last reset" in restarted.put_init(init((30, 30, 20, 20), stamp=1500))
+    assert restarted.put_init(init((30, 30, 20, 20), stamp=2500)) is None
+    # a corrupt memory file is no memory: the node still starts
+    open(path, "w").write("{not json")
+    assert ResetMemory(path).stamp_ns == 0
+
+
+def test_arrival_time_not_callback_order_decides_between_reset_and_init():
+    """Callbacks of two topics run in the executor's order: an init box that arrived after a reset may be
+    handled first. The reset must not cancel it, whether or not the worker already applied it."""
+    s = Scheduler(buffer=5)
+    frame(s, 10)
+    s.next_work(0)
+    late_init = init()
+    late_init.order_ns = 2_000
+    s.put_init(late_init)                  # callback order: init first ...
+    s.put_reset(0, order_ns=1_000)         # ... then the reset that arrived before it
+    w = s.next_work(0)
+    assert w.reset and w.init is not None
+    s2 = Scheduler(buffer=5)
+    frame(s2, 10)
+    s2.next_work(0)
+    s2.put_init(late_init)
+    assert s2.next_work(0).init is not None            # the worker applied the init already
+    s2.put_reset(0, order_ns=1_000)                    # the older reset's callback comes last
+    w = s2.next_work(0)
+    assert w is None or not w.reset                    # ignored: the current target came after it

@@ -107,7 +107,8 @@ class RosTestGraph:
         with self.lock:
             for s in msg.status:
                 if s.name.startswith(f"{self.namespace}/dytrack_tracker"):
-                    self.diagnostics.append({kv.key: kv.value for kv in s.values} | {"_message": s.message})
+                    self.diagnostics.append({kv.key: kv.value for kv in s.values} | {"_message": s.message,
+                                                                                     "_level": ord(s.level) if isinstance(s.level, bytes) else s.level})
 
     def wait_for_subscriber(self, timeout=30.0):
         end = time.monotonic() + timeout

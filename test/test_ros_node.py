@@ -76,6 +76,21 @@ def test_diagnostics_arrive_with_the_documented_fields(graph):
     assert sum(int(x) for x in d["exit_stage_histogram"].split(",")) > 0
 
 
+def test_a_dead_camera_reads_stale_and_zero_fps(graph, heldout_sequence):
+    """QA: /diagnostics stayed OK at 30 fps for 8 s after frames stopped."""
+    frames, boxes = heldout_sequence
+    t0 = 1_500 * 1_000_000_000
+    graph.send_init(boxes[0], stamp_ns=t0)
+    publish_sequence(graph, frames[:15], t0)
+    assert graph.wait_for(lambda g: g.diagnostics and float(g.diagnostics[-1]["input_fps"]) > 1, 5)
+    time.sleep(5.3)                                 # stale_after: 2 s; rates cover the last 5 s
+    n = len(graph.diagnostics)
+    assert graph.wait_for(lambda g: len(g.diagnostics) > n, 3)
+    d = graph.diagnostics[-1]
+    assert d["_level"] == 3 and "no image for" in d["_message"], d          # DiagnosticStatus.STALE
+    assert float(d["seconds_since_last_frame"]) > 5.0 and float(d["input_fps"]) == 0 and float(d["fps"]) == 0
+
+
 def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_sequence):
     frames, boxes = heldout_sequence
     t0 = 2_000 * 1_000_000_000

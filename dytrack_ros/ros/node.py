@@ -150,7 +150,7 @@ class TrackerNode(Node):
 
     # ---- inputs (executor thread: cheap work only) -------------------------------------------------------
     def _store_frame(self, header, frame) -> None:
-        self.stats.frames_received += 1
+        self.stats.received()
         if self.scheduler.put_frame(stamp_ns(header), header, frame, time.perf_counter()):
             self.stats.frames_dropped += 1
 
@@ -293,7 +293,14 @@ class TrackerNode(Node):
         state = self.tracker.state
         status.level = DiagnosticStatus.OK if state == TRACKING else DiagnosticStatus.WARN
         status.message = {IDLE: "waiting for an init box", TRACKING: "tracking", LOST: "target lost"}[state]
+        silent = s["seconds_since_last_frame"]
+        if silent > self.p.stale_after:   # a dead camera must not look healthy
+            status.level = DiagnosticStatus.STALE
+            status.message = ("no image received yet" if silent == float("inf") else
+                              f"no image for {silent:.1f} s") + f" on {self.resolve_topic_name(self.p.image_topic)}"
         values = {"state": STATE_NAMES[state], "backend": self.backend_name, "fps": f"{s['fps']:.2f}",
+                  "input_fps": f"{s['input_fps']:.2f}",
+                  "seconds_since_last_frame": "never" if silent == float("inf") else f"{silent:.2f}",
                   "latency_p50_ms": f"{s['latency_p50_ms']:.2f}", "latency_p95_ms": f"{s['latency_p95_ms']:.2f}",
                   "inference_p50_ms": f"{s['inference_p50_ms']:.2f}",
                   "inference_p95_ms": f"{s['inference_p95_ms']:.2f}",

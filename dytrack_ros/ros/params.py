@@ -34,6 +34,7 @@ class NodeParams:
     image_qos: str = "sensor_data"             # sensor_data (best effort) | reliable
     publish_debug_image: bool = True           # annotated image on ~/debug_image, only while subscribed
     diagnostics_period: float = 1.0            # seconds between /diagnostics messages
+    stale_after: float = 2.0                   # seconds without an image before /diagnostics reads STALE
     frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
     log_results: bool = False                  # one log line per frame (box, stage, score, latency)
     max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
@@ -72,6 +73,8 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
     validate_lost_threshold(p.lost_threshold)
     if p.search_factor != 0 and not (1.5 <= p.search_factor <= 10 and math.isfinite(p.search_factor)):
         raise ParameterError(f"search_factor={p.search_factor}: must be 0 (model default) or in 1.5..10")
+    if not (p.stale_after > 0 and math.isfinite(p.stale_after)):
+        raise ParameterError(f"stale_after={p.stale_after}: must be > 0 seconds")
     if not (p.diagnostics_period > 0 and math.isfinite(p.diagnostics_period)):
         raise ParameterError(f"diagnostics_period={p.diagnostics_period}: must be > 0")
     if p.max_image_pixels < 64 * 64:

@@ -9,7 +9,8 @@ from ..backends import CHECKPOINT_NAME, BackendError, create_backend
 from ..backends.base import MANIFEST_NAME
 from .tracker import DyTracker, TrackerParams
 
-TUNABLE = ("window_influence", "size_lr")   # may be set per model in manifest.json's "tracker" section
+# tracker settings a model may carry in manifest.json's "tracker" section (tuned on training video)
+TUNABLE = ("window_influence", "lost_window_influence", "size_lr")
 
 
 def read_model_info(model_dir: str) -> dict:

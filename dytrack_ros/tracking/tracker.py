@@ -41,6 +41,7 @@ class TrackerParams:
     thresholds: List[float] = field(default_factory=lambda: [0.6, 0.6, 0.0])
     lost_threshold: float = 0.15      # trade-off measured in benchmarks/LOST_THRESHOLD.md
     window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
+    lost_window_influence: float = 0.0  # the motion prior while LOST (0: search the widened area evenly)
     max_search_growth: float = 2.0
     min_box_side: float = 2.0
     min_visible: float = 0.3          # share of the estimated box inside the image below which the target is lost
@@ -171,7 +172,7 @@ class DyTracker:
         g = r.score_map.shape[-1]
         if self.window is None or self.window.shape[0] != g:
             self.window = hann_window(g)
-        wi = self.params.window_influence if self.state == TRACKING else 0.0  # lost: search everywhere
+        wi = self.params.window_influence if self.state == TRACKING else self.params.lost_window_influence
         response = r.score_map * ((1 - wi) + wi * self.window)
         idx = int(np.argmax(response))
         gy, gx = divmod(idx, g)

@@ -4,6 +4,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import struct
 import time
 import zlib
@@ -105,14 +106,26 @@ def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_seque
     for box in ([10, 10, 0, 20], [10, 10, -5, 20], [math.nan, 10, 20, 20]):
         graph.send_init(box)
         time.sleep(0.2)
+    tiny = graph.image_msg(np.zeros((8, 8, 3), np.uint8), t0)
+    strip = graph.image_msg(np.zeros((8, 1000, 3), np.uint8), t0)
+    for msg in (tiny, strip):
+        graph.image_pub.publish(msg)
+        time.sleep(0.3)
     graph.image_pub.publish(graph.image_msg(frames[0], t0))
+    time.sleep(0.3)
+    graph.send_init([0, 0, 1e30, 1e30])               # larger than the frame: refused, not clipped to it
+    time.sleep(0.3)
+    graph.send_init([10, 10, 20, 20], stamp_ns=time.time_ns() + 3600 * 10 ** 9)   # an hour ahead
+    time.sleep(0.3)
+    graph.send_init([10, 10, 20, 20], stamp_ns=10 ** 9)                             # before every frame kept
     time.sleep(0.3)
     graph.send_init([5000, 5000, 30, 30])             # out of frame: rejected when applied to the frame
     log = graph.tracker
     assert log.wait_for_output("lies outside the 480x360 image"), log.output()
     out = log.output()
     for text in ("unsupported image encoding 'yuv422'", "step 100 is smaller", "truncated",
-                 "width and height", "must be finite"):
+                 "width and height", "must be finite", "8x8 is smaller than 32 px", "1000x8 is smaller",
+                 "larger than the 480x360 image", "in the future", "stamped before every buffered frame"):
         assert text in out, text
     assert graph.tracker.proc.poll() is None, "node died"
     n = len(graph.targets)
@@ -355,3 +368,37 @@ def test_reset_then_init_is_never_lost_and_a_reset_outlives_a_restart(tmp_path, 
             assert g.wait_for(lambda g: len(g.targets) >= 2, 10), node.output()
         finally:
             g.close()
+
+
+PUBLISHER_WITHOUT_PROFILE = """
+import sys, time, numpy as np, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from dytrack_ros.ros.image_conversion import bgr_to_image
+rclpy.init()
+node = rclpy.create_node("stock_camera")
+pub = node.create_publisher(Image, sys.argv[1], QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+end = time.monotonic() + 10
+while pub.get_subscription_count() == 0 and time.monotonic() < end:
+    time.sleep(0.05)
+frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+for i in range(90):
+    pub.publish(bgr_to_image(frame, None, Image))
+    time.sleep(1 / 30)
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def test_frames_lost_in_transport_are_noticed_once_with_the_fix(tmp_path, tiny_bundle):
+    """A stock camera driver (no Fast DDS large-data profile) sends 640x480 frames best-effort: most never
+    arrive. The node cannot fix the publisher, but says so once, with the fix."""
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
+        env = ros_env()
+        env.pop("FASTDDS_DEFAULT_PROFILES_FILE")
+        pub = subprocess.run([sys.executable, "-c", PUBLISHER_WITHOUT_PROFILE, f"{node.namespace}/image"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert pub.returncode == 0, pub.stderr
+        assert node.wait_for_output("lost in transport", timeout=5), node.output()
+        assert node.output().count("lost in transport") == 1
+        assert "fastdds_large_data.xml" in node.output()

@@ -69,6 +69,16 @@ def test_init_goes_to_the_frame_it_was_drawn_on():
     assert s.next_work(0).frame[0] == 500
 
 
+def test_a_box_older_than_every_buffered_frame_gets_no_frame():
+    s = Scheduler(buffer=2)
+    for stamp in (100, 200, 300):
+        frame(s, stamp)                                   # 100 has left the 2-frame buffer
+    s.next_work(0)
+    s.put_init(init(stamp=150))
+    w = s.next_work(0)
+    assert w.init is not None and w.init_frame is None    # the node refuses it with a reason
+
+
 def test_init_before_any_frame_waits_for_the_first_one():
     s = Scheduler(buffer=5)
     s.put_init(init())
@@ -94,16 +104,18 @@ def test_unstamped_box_waits_for_a_fresh_frame_when_the_stream_has_stopped():
 def test_reset_is_remembered_across_a_restart(tmp_path):
     path = str(tmp_path / "state" / "node.json")
     s = Scheduler(buffer=5, reset_memory=ResetMemory(path))
+    frame(s, 800)
     frame(s, 1000)
     box = init((10, 10, 20, 20), stamp=900)
     s.put_init(box)
     assert s.next_work(0).init is not None
-    s.put_reset(2000)
+    frame(s, 2000)
+    s.put_reset()                                           # the reset's time: the newest frame's stamp
     assert s.next_work(0).reset
     # a new node (same name) gets the latched box again: refused, and so is anything stamped before the reset
     restarted = Scheduler(buffer=5, reset_memory=ResetMemory(path))
     assert "cancelled" in restarted.put_init(init((10, 10, 20, 20), stamp=900))
-    assert "before the last reset" in restarted.put_init(init((30, 30, 20, 20), stamp=1500))
+    assert "older than the last reset" in restarted.put_init(init((30, 30, 20, 20), stamp=1500))
     assert restarted.put_init(init((30, 30, 20, 20), stamp=2500)) is None
     # a corrupt memory file is no memory: the node still starts
     open(path, "w").write("{not json")

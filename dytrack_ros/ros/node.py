@@ -31,6 +31,7 @@ from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..tracking.factory import build_tracker, read_model_info
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
+from .transport import TransportWatch
 from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
@@ -71,7 +72,8 @@ class TrackerNode(Node):
 
         # what the worker does next: newest frame, recent frames, init/reset in arrival order (ros/scheduler.py)
         self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file()),
-                                   log=lambda m: self.get_logger().warning(m))
+                                   log=lambda m: self.get_logger().warning(m), stale_after=self.p.stale_after)
+        self.transport = TransportWatch(lambda m: self.get_logger().warning(m))
         self._running = True
 
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
@@ -165,28 +167,42 @@ class TrackerNode(Node):
                 self._last_bad_log.clear()
             self.get_logger().error(f"dropped {what}: {exc}")
 
-    def _on_image(self, msg: Image) -> None:
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > self.p.max_image_pixels:
+            raise ImageConversionError(f"{width}x{height} pixels is over the limit of {self.p.max_image_pixels} "
+                                       "(parameter max_image_pixels)")
+        if min(width, height) < self.p.min_image_side:
+            raise ImageConversionError(f"{width}x{height} is smaller than {self.p.min_image_side} px on a side "
+                                       "(parameter min_image_side): not a camera frame")
+
+    def _on_image(self, msg: Image, info) -> None:   # two parameters: rclpy passes MessageInfo
+        self.transport.seen(info, len(msg.data))
         try:
-            if int(msg.width) * int(msg.height) > self.p.max_image_pixels:
-                raise ImageConversionError(f"{msg.width}x{msg.height} pixels is over the limit of "
-                                           f"{self.p.max_image_pixels} (parameter max_image_pixels)")
+            self._check_size(int(msg.width), int(msg.height))
             frame = image_to_bgr(msg)
         except ImageConversionError as exc:
             return self._bad_message("image", exc)
         self._store_frame(msg.header, frame)
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
+    def _on_compressed(self, msg: CompressedImage, info) -> None:
+        self.transport.seen(info, len(msg.data))
         try:
             frame = compressed_to_bgr(msg, self.p.max_image_pixels)
+            self._check_size(frame.shape[1], frame.shape[0])
         except ImageConversionError as exc:
             return self._bad_message("compressed image", exc)
         self._store_frame(msg.header, frame)
 
-    def _on_init(self, msg: TargetBox, info=None) -> None:
+    def _on_init(self, msg: TargetBox, info) -> None:
         box = [msg.x, msg.y, msg.width, msg.height]
         if not all(np.isfinite(box)) or msg.width <= 0 or msg.height <= 0:
             return self._bad_message("init box", InvalidBoxError(
                 f"box {box} must be finite with positive width and height"))
+        ahead = (stamp_ns(msg.header) - self.get_clock().now().nanoseconds) / 1e9
+        if stamp_ns(msg.header) and ahead > self.p.future_tolerance:
+            return self._bad_message("init box", InvalidBoxError(
+                f"box {box} is stamped {ahead:.1f} s in the future (tolerance {self.p.future_tolerance:g} s, "
+                "parameter future_tolerance): clocks out of sync?"))
         refused = self.scheduler.put_init(InitRequest(tuple(box), stamp_ns(msg.header), time.perf_counter(),
                                                       received_ns(info)))
         if refused:
@@ -195,7 +211,7 @@ class TrackerNode(Node):
             self.get_logger().warning("init box received before any image: tracking starts with the first image")
 
     def _request_reset(self, source: str, info=None) -> None:
-        self.scheduler.put_reset(self.get_clock().now().nanoseconds, received_ns(info))
+        self.scheduler.put_reset(order_ns=received_ns(info))
         self.get_logger().info(f"tracking reset ({source})")
 
     def _state_file(self) -> str:
@@ -223,16 +239,23 @@ class TrackerNode(Node):
                 if work.frame is not None and self.tracker.state != IDLE:
                     self._track(work.frame, work.dropped)
             except Exception as exc:  # the node must never die on one bad frame
-                if self._running:
+                if self._running and self.context.ok():   # at shutdown, publishing fails: nothing to report
                     self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
                                             throttle_duration_sec=2.0)
 
     def _initialize(self, req: InitRequest, frame_entry) -> None:
+        if frame_entry is None:
+            return self._bad_message("init box", InvalidBoxError(
+                f"box {list(req.box)} is stamped before every buffered frame (frame_buffer={self.p.frame_buffer}): "
+                "the frame it was drawn on is gone; send it again"))
         _, header, frame, _ = frame_entry
         try:
             box = self.tracker.initialize(frame, list(req.box))
         except InvalidBoxError as exc:
             return self._bad_message("init box", exc)
+        if not np.allclose(box, req.box):
+            self.get_logger().warning(f"init box {list(req.box)} reaches outside the {frame.shape[1]}x{frame.shape[0]} "
+                                      f"image: clipped to {np.round(box, 1).tolist()}")
         self.get_logger().info(f"initialised on frame {header.stamp.sec}.{header.stamp.nanosec:09d} with box "
                                f"{np.round(box, 1).tolist()}")
 

@@ -38,6 +38,8 @@ class NodeParams:
     frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
     log_results: bool = False                  # one log line per frame (box, stage, score, latency)
     max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
+    min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
+    future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
 
     RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
@@ -77,6 +79,10 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"stale_after={p.stale_after}: must be > 0 seconds")
     if not (p.diagnostics_period > 0 and math.isfinite(p.diagnostics_period)):
         raise ParameterError(f"diagnostics_period={p.diagnostics_period}: must be > 0")
+    if not 1 <= p.min_image_side <= 4096:
+        raise ParameterError(f"min_image_side={p.min_image_side}: must be in 1..4096")
+    if not (p.future_tolerance >= 0 and math.isfinite(p.future_tolerance)):
+        raise ParameterError(f"future_tolerance={p.future_tolerance}: must be >= 0 seconds")
     if p.max_image_pixels < 64 * 64:
         raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
     if not 1 <= p.frame_buffer <= 1000:

@@ -72,8 +72,8 @@ class ResetMemory:
     def refuses(self, req: InitRequest) -> Optional[str]:
         if self.cancelled_before_start is not None and req.fingerprint() == self.cancelled_before_start:
             return "it is the box a reset cancelled before this node started (latched on the init topic)"
-        if req.stamp_ns and req.stamp_ns <= self.stamp_ns:
-            return "it is stamped before the last reset"
+        if req.stamp_ns and req.stamp_ns < self.stamp_ns:
+            return "it was drawn on a frame older than the last reset"
         self.cancelled_before_start = None
         return None
 
@@ -113,10 +113,14 @@ class Scheduler:
         self._put(req.order_ns, ("init", req))
         return None
 
-    def put_reset(self, stamp_ns: int, order_ns: int = 0) -> None:
-        """stamp_ns: the reset's time (boxes stamped before it are refused from now on); order_ns: when it
-        arrived (DDS reception time), to order it against init boxes that came through another topic."""
+    def put_reset(self, stamp_ns: Optional[int] = None, order_ns: int = 0) -> None:
+        """stamp_ns: the reset's time in the camera's time base (default: the newest frame's stamp; boxes drawn
+        on older frames are refused from now on); order_ns: when it arrived (DDS reception time), to order it
+        against init boxes that came through another topic."""
         order = order_ns or time.time_ns()
+        if stamp_ns is None:
+            with self._cv:
+                stamp_ns = self._recent[-1][0] if self._recent else 0
         self._put(order, ("reset", (stamp_ns, order)))
 
     def _put(self, order: int, event) -> None:
@@ -158,6 +162,8 @@ class Scheduler:
                 work.init_frame = self._frame_for(work.init)
                 self._active_init = work.init
             work.frame, self._latest = self._latest, None
+            if work.init is not None and work.init_frame is None:
+                self._active_init = None          # refused by the node (too old), nothing was started
             if work.init_frame is not None and work.frame is not None and work.frame[0] <= work.init_frame[0]:
                 work.frame = None                 # the init frame itself: nothing to track yet
             work.dropped, self._dropped = self._dropped, 0
@@ -183,12 +189,9 @@ class Scheduler:
         """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped."""
         return req.stamp_ns != 0 or req.received - self._recent[-1][3] <= self.stale_after
 
-    def _frame_for(self, req: InitRequest) -> Frame:
+    def _frame_for(self, req: InitRequest) -> Optional[Frame]:
         """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: the newest."""
         if req.stamp_ns == 0:
             return self._recent[-1]
         older = [f for f in self._recent if f[0] <= req.stamp_ns]
-        if older:
-            return older[-1]
-        self.log("init box is older than every buffered frame: using the oldest one")
-        return self._recent[0]
+        return older[-1] if older else None      # None: the frame it was drawn on has left the buffer

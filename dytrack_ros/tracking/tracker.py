@@ -78,6 +78,8 @@ def validate_box(box: Sequence[float], width: int, height: int, min_side: float 
         raise InvalidBoxError(f"box has NaN or infinite values: {b.tolist()}")
     if b[2] <= 0 or b[3] <= 0:
         raise InvalidBoxError(f"box width and height must be positive, got w={b[2]:g} h={b[3]:g}")
+    if b[2] > width or b[3] > height:
+        raise InvalidBoxError(f"box {b.tolist()} is larger than the {width}x{height} image")
     x0, y0, x1, y1 = max(b[0], 0), max(b[1], 0), min(b[0] + b[2], width), min(b[1] + b[3], height)
     if x1 - x0 < min_side or y1 - y0 < min_side:
         raise InvalidBoxError(f"box {b.tolist()} lies outside the {width}x{height} image "

@@ -1,0 +1,38 @@
+"""Notices camera frames lost between the publisher and us, and says once how to fix it.
+
+A camera driver publishing 640x480 frames through Fast DDS's default 512 KB shared-memory segment loses most of
+them silently (best-effort QoS). DDS numbers every sample of a publisher: gaps in `publication_sequence_number`
+(rclpy's MessageInfo) are samples that never reached this subscription.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+FIX = ("set FASTDDS_DEFAULT_PROFILES_FILE=<share>/dytrack_ros/config/fastdds_large_data.xml on the camera's "
+       "publisher (or FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA on both sides); see README 'Camera-sized images'")
+
+
+class TransportWatch:
+    def __init__(self, warn: Callable[[str], None], min_samples: int = 30, max_lost_share: float = 0.2):
+        self.warn, self.min_samples, self.max_lost_share = warn, min_samples, max_lost_share
+        self._last = {}                  # publisher gid -> last sequence number
+        self.received = self.lost = 0
+        self.warned = False
+        self._bytes = 0
+
+    def seen(self, info: Optional[dict], size: int) -> None:
+        seq = (info or {}).get("publication_sequence_number")
+        if not seq:
+            return                       # this rmw does not report sequence numbers
+        gid = str((info or {}).get("publisher_gid"))
+        last = self._last.get(gid)
+        self._last[gid] = seq
+        self.received += 1
+        self._bytes = max(self._bytes, size)
+        if last is not None and seq > last + 1:
+            self.lost += seq - last - 1
+        total = self.received + self.lost
+        if not self.warned and total >= self.min_samples and self.lost > self.max_lost_share * total:
+            self.warned = True
+            self.warn(f"{self.lost} of {total} camera frames ({self._bytes / 1e6:.1f} MB each) were lost in transport "
+                      f"before reaching this node: {FIX}")

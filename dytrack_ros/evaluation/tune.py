@@ -1,7 +1,8 @@
-"""Tune one tracker setting (motion-prior weight, size smoothing) on the real TRAINING split, full depth, and
-optionally write the best value into the model's manifest ("tracker" section). Never run on validation data.
+"""Tune one tracker setting (motion prior, size smoothing, LOST patience) on real video that the model was not
+trained on and that is not the validation split (the `calibration` split by default), full depth, and
+optionally write the best value into the model's manifest ("tracker" section).
 
-    python -m dytrack_ros.evaluation.tune --model models/dytrack_small --param window_influence 0.3 0.5 0.7 --write
+    python -m dytrack_ros.evaluation.tune --model models/dytrack_small --param size_lr 0.3 0.5 1 --write
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--param", nargs="+", required=True, metavar=("NAME", "VALUE"),
                    help=f"one of {', '.join(TUNABLE)} and the values to try")
-    p.add_argument("--frames", type=int, default=300, help="first N frames of each training sequence")
+    p.add_argument("--split", default="calibration", choices=["calibration", "train"])
+    p.add_argument("--frames", type=int, default=300, help="first N frames of each sequence")
     p.add_argument("--write", action="store_true", help="store the best value in manifest.json")
     p.add_argument("--log", default="benchmarks/TRACKER_TUNING.md", help="append the table here")
     return p.parse_args(argv)
@@ -32,9 +34,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     name, values = args.param[0], [float(v) for v in args.param[1:]]
+    if name == "lost_patience":
+        values = [int(v) for v in values]
     if name not in TUNABLE or not values:
         raise SystemExit(f"--param needs one of {TUNABLE} and at least one value")
-    suite = [Sequence(q.name, q.frames[:args.frames], q.boxes[:args.frames]) for q in load_split("train")]
+    suite = [Sequence(q.name, q.frames[:args.frames], q.boxes[:args.frames]) for q in load_split(args.split)]
     tracker = build_tracker(args.model, args.backend, threads=1)
     k = tracker.num_stages
 
@@ -47,9 +51,9 @@ def main(argv=None):
     table = {v: summarize(rr, suite, k)["auc"] for v, rr in runs.items()}
     best = max(table, key=table.get)
     lines = [f"## {name} ({machine.today()}, model `{args.model}`)", "",
-             f"Real training split, first {args.frames} frames of {len(suite)} sequences, full depth, "
-             f"`python -m dytrack_ros.evaluation.tune --model {args.model} --param {name} "
-             f"{' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
+             f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, full depth, other "
+             f"settings as in the manifest; `python -m dytrack_ros.evaluation.tune --model {args.model} --split "
+             f"{args.split} --param {name} {' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
              "| value | AUC |", "|---|---|"] + [f"| {v:g} | {100 * a:.1f} |" for v, a in table.items()] + \
             ["", f"best: {best:g}" + (" (written to manifest.json)" if args.write else ""), ""]
     print("\n".join(lines))

@@ -66,7 +66,7 @@ class TrackerNode(Node):
         except (BackendError, ParameterError, ValueError) as exc:
             raise SystemExit(f"dytrack tracker cannot start: {exc}") from exc
         self.stats = RollingStats(self.tracker.num_stages)
-        self._last_bad_log = {}
+        self._bad_log = {}                   # kind of input -> (window start, lines logged, suppressed)
         self.backend_name = self.tracker.backend.name
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -157,15 +157,19 @@ class TrackerNode(Node):
             self.stats.frames_dropped += 1
 
     def _bad_message(self, what: str, exc: Exception) -> None:
-        """Log why a message was dropped: each distinct reason at most once per 2 s (a bad camera floods)."""
+        """Log why a message was dropped. Every refusal is logged, up to 10 lines per kind of input in 2 s; past
+        that (a broken camera at 300 Hz) the lines are counted and the count is logged with the next one."""
         self.stats.bad_messages += 1
-        key = (what, str(exc)[:48])
         now = time.monotonic()
-        if now - self._last_bad_log.get(key, -1e9) >= 2.0:
-            self._last_bad_log[key] = now
-            if len(self._last_bad_log) > 256:
-                self._last_bad_log.clear()
-            self.get_logger().error(f"dropped {what}: {exc}")
+        start, lines, suppressed = self._bad_log.get(what, (now, 0, 0))
+        if now - start >= 2.0:
+            start, lines = now, 0
+        if lines < 10:
+            more = f" ({suppressed} more dropped {what} messages not logged)" if suppressed else ""
+            self.get_logger().error(f"dropped {what}: {exc}{more}")
+            self._bad_log[what] = (start, lines + 1, 0)
+        else:
+            self._bad_log[what] = (start, lines, suppressed + 1)
 
     def _check_size(self, width: int, height: int) -> None:
         if width * height > self.p.max_image_pixels:

@@ -10,7 +10,7 @@ from ..backends.base import MANIFEST_NAME
 from .tracker import DyTracker, TrackerParams
 
 # tracker settings a model may carry in manifest.json's "tracker" section (tuned on training video)
-TUNABLE = ("window_influence", "lost_window_influence", "size_lr")
+TUNABLE = ("window_influence", "lost_window_influence", "size_lr", "lost_patience")
 
 
 def read_model_info(model_dir: str) -> dict:
@@ -50,5 +50,6 @@ def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", t
                            lost_threshold=lost_threshold)
     for key in TUNABLE:
         if key in info["tracker"]:
-            setattr(params, key, float(info["tracker"][key]))
+            kind = type(getattr(params, key))
+            setattr(params, key, kind(info["tracker"][key]))
     return DyTracker(create_backend(backend, model_dir, device=device, threads=threads, fp16=fp16), params)

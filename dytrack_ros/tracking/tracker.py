@@ -47,6 +47,7 @@ class TrackerParams:
     min_visible: float = 0.3          # share of the estimated box inside the image below which the target is lost
     size_bounds: tuple = (0.2, 5.0)   # box width/height stay within these multiples of the init box
     size_lr: float = 1.0              # share of a frame's size estimate taken into the state box (1: no smoothing)
+    lost_patience: int = 0            # low-score frames during which the box still follows the estimate
 
 
 @dataclass
@@ -119,7 +120,7 @@ class DyTracker:
         p = self.params
         template = crop_and_resize(frame, box_center(b), crop_side(b, p.template_factor), p.template_size)
         self.backend.set_template(to_network_input(template))
-        self.box, self.state, self.growth = b, TRACKING, 1.0
+        self.box, self.state, self.growth, self.low_frames = b, TRACKING, 1.0, 0
         self.init_size = b[2:].copy()
         return b
 
@@ -145,11 +146,18 @@ class DyTracker:
         visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
         score = result.iou
         if score >= p.lost_threshold and visible >= p.min_visible:
-            self.box, self.state, self.growth = estimate, TRACKING, 1.0
+            self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
         else:
+            # reported LOST at once; but a few low-score frames are usually a hard frame (blur, occlusion), not
+            # a vanished target: keep following the estimate for lost_patience frames, then hold the box and
+            # widen the search
             self.state = LOST
-            self.growth = min(self.growth * 1.25, p.max_search_growth)
-            box = clip_box(self.box, w, h, p.min_box_side)
+            self.low_frames += 1
+            if self.low_frames <= p.lost_patience and visible >= p.min_visible:
+                self.box = estimate
+            else:
+                self.growth = min(self.growth * 1.25, p.max_search_growth)
+                box = clip_box(self.box, w, h, p.min_box_side)
         return TrackResult(box=box, score=score, stage=len(scores),
                            stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)

@@ -1,0 +1,433 @@
+"""Reliability check: drive a real tracker node from another process with hostile and faulty input, a flood
+and a short soak, and write a table (machine, date) of what it survived.
+
+    python -m dytrack_ros.ros.qa --out benchmarks/RELIABILITY.md [--soak 60] [--model DIR]
+
+For every case: the node must still run, must log the reason for what it refused, and the good frames sent
+after the bad input must all be answered (none lost). Start-up refusals (bad parameter sets, broken model
+folders) run the node as its own process and check that it exits with a clear message.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+
+import cv2
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROFILE = os.path.join(ROOT, "config", "fastdds_large_data.xml")
+PERIOD_NS = 66_666_667
+
+
+def node_env(state_dir):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FASTDDS_DEFAULT_PROFILES_FILE=PROFILE, ROS_HOME=state_dir)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return env
+
+
+def node_cmd(namespace, params, params_file=os.path.join(ROOT, "config", "tracker.yaml")):
+    cmd = [sys.executable, "-m", "dytrack_ros.ros.node", "--ros-args", "--params-file", params_file,
+           "-r", f"__ns:={namespace}"]
+    for p in params:
+        cmd += ["-p", p]
+    return cmd
+
+
+class Graph:
+    """Publishers and a result recorder in this process (its own rclpy context)."""
+
+    def __init__(self, namespace, compressed=False):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+        from dytrack_ros.msg import TargetBox, TrackedTarget
+        self.rclpy, self.ns = rclpy, namespace
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"qa_{uuid.uuid4().hex[:6]}", context=self.context)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, f"{namespace}/image", qos)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{namespace}/image/compressed", qos)
+        self.init_pub = self.node.create_publisher(TargetBox, f"{namespace}/init_box", QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.results = []
+        self.node.create_subscription(TrackedTarget, f"{namespace}/dytrack_tracker/target",
+                                      lambda m: self.results.append(m), 1000)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.running = True
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while self.running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_connected(self, compressed=False, timeout=30):
+        pub = self.compressed_pub if compressed else self.image_pub
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pub.get_subscription_count() and self.init_pub.get_subscription_count():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def image(self, frame, stamp_ns, encoding="bgr8"):
+        from sensor_msgs.msg import Image
+        from .image_conversion import bgr_to_image
+        msg = bgr_to_image(frame, None, Image)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        if encoding != "bgr8":
+            msg.encoding = encoding
+        return msg
+
+    def box(self, box, stamp_ns=0):
+        from dytrack_ros.msg import TargetBox
+        m = TargetBox()
+        m.header.stamp.sec, m.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        m.x, m.y, m.width, m.height = (float(v) for v in box)
+        self.init_pub.publish(m)
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def stamp(msg):
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def scene(n=40):
+    """A textured target sliding over a textured background (frames 480x360) with its boxes."""
+    rng = np.random.default_rng(7)
+    bg = cv2.GaussianBlur(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8), (0, 0), 3)
+    patch = rng.integers(0, 255, (60, 40, 3), dtype=np.uint8)
+    frames, boxes = [], []
+    for i in range(n):
+        f = bg.copy()
+        x, y = 100 + 4 * i, 150 + int(20 * np.sin(i / 6))
+        f[y:y + 60, x:x + 40] = patch
+        frames.append(f)
+        boxes.append([x, y, 40, 60])
+    return frames, boxes
+
+
+def jpeg_bomb(side=65500):
+    data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", side, side)
+    return bytes(data)
+
+
+def png_bomb(side=100000):
+    data = bytearray(cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", side, side)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+class Run:
+    """One node process and one graph; checks after each batch of bad input that good frames are answered."""
+
+    def __init__(self, model, tmp, compressed=False, extra=()):
+        self.ns = f"/qa{uuid.uuid4().hex[:6]}"
+        self.log_path = os.path.join(tmp, self.ns.strip("/") + ".log")
+        self.log = open(self.log_path, "w")
+        params = [f"model_path:={model}", "threads:=1", f"use_compressed:={'true' if compressed else 'false'}",
+                  *extra]
+        self.proc = subprocess.Popen(node_cmd(self.ns, params), cwd=ROOT, env=node_env(tmp), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.g = Graph(self.ns)
+        if not self.g.wait_connected(compressed):
+            raise RuntimeError(f"node did not come up: {self.output()}")
+        self.frames, self.boxes = scene()
+        self.t = 10_000 * 1_000_000_000
+        self.started = False
+
+    def output(self):
+        self.log.flush()
+        return open(self.log_path).read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def good_frames(self, n=6, compressed=False):
+        """Publish n good frames at 15 Hz; returns (sent, answered)."""
+        from sensor_msgs.msg import CompressedImage
+
+        def publish(f):
+            self.t += PERIOD_NS
+            if compressed:
+                m = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", f)[1].tobytes())
+                m.header.stamp.sec, m.header.stamp.nanosec = divmod(self.t, 1_000_000_000)
+                self.g.compressed_pub.publish(m)
+            else:
+                self.g.image_pub.publish(self.g.image(f, self.t))
+            time.sleep(1 / 15)
+        if not self.started:                  # the target's box, drawn on the first frame
+            publish(self.frames[0])
+            self.g.box(self.boxes[0], stamp_ns=self.t)
+            self.started = True
+        sent = []
+        for i in range(n):
+            publish(self.frames[1 + i % (len(self.frames) - 1)])
+            sent.append(self.t)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not set(sent[1:]) <= {stamp(m) for m in self.g.results}:
+            time.sleep(0.05)
+        got = {stamp(m) for m in self.g.results}
+        return len(sent) - 1, sum(s in got for s in sent[1:])   # the first may carry a new init box
+
+    def close(self):
+        self.g.close()
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def raw_cases(g, frame, t):
+    from sensor_msgs.msg import Image
+    cases = []
+
+    def msg(**kw):
+        m = g.image(frame, t)
+        for k, v in kw.items():
+            setattr(m, k, v)
+        return m
+    cases.append(("encoding yuv422 with wrong size", msg(encoding="yuv422"), "unsupported"))
+    cases.append(("encoding 'nonsense'", msg(encoding="nonsense"), "unsupported"))
+    cases.append(("step smaller than a row", msg(step=100), "smaller than"))
+    cases.append(("data truncated", msg(data=bytes(g.image(frame, t).data)[:1000]), "truncated"))
+    cases.append(("empty data", msg(data=b""), "truncated"))
+    cases.append(("width 0", msg(width=0), ""))
+    cases.append(("1x1 frame", g.image(np.zeros((1, 1, 3), np.uint8), t), "smaller than"))
+    cases.append(("8x8 frame", g.image(np.zeros((8, 8, 3), np.uint8), t), "smaller than"))
+    cases.append(("1000x8 strip", g.image(np.zeros((8, 1000, 3), np.uint8), t), "smaller than"))
+    cases.append(("declares 100000x100000", msg(width=100000, height=100000), "over the limit"))
+    cases.append(("mono16 big-endian", g.image(np.zeros((360, 480, 3), np.uint8), t), ""))
+    m = Image()
+    m.header.stamp.sec = t // 1_000_000_000
+    cases.append(("all fields default", m, ""))
+    return cases
+
+
+def compressed_cases():
+    from sensor_msgs.msg import CompressedImage
+    junk = np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes()
+    good = cv2.imencode(".jpg", np.zeros((360, 480, 3), np.uint8))[1].tobytes()
+    return [("JPEG bomb 65500x65500 (631 bytes)", CompressedImage(format="jpeg", data=jpeg_bomb()), "declares"),
+            ("PNG bomb 100000x100000", CompressedImage(format="png", data=png_bomb()), "declares"),
+            ("JPEG declaring 20000x20000", CompressedImage(format="jpeg", data=jpeg_bomb(20000)), "declares"),
+            ("random bytes", CompressedImage(format="jpeg", data=junk), "could not decode"),
+            ("empty", CompressedImage(format="jpeg", data=b""), "no data"),
+            ("truncated JPEG", CompressedImage(format="jpeg", data=good[:200]), ""),
+            ("8x8 JPEG", CompressedImage(format="jpeg", data=cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1]
+                                         .tobytes()), "smaller than")]
+
+
+def box_cases(now_ns):
+    nan, inf = float("nan"), float("inf")
+    return [("NaN", [nan, 10, 20, 20], 0, "finite"), ("infinite", [10, 10, inf, 20], 0, "finite"),
+            ("zero width", [10, 10, 0, 20], 0, "positive"), ("negative height", [10, 10, 20, -5], 0, "positive"),
+            ("outside the frame", [5000, 5000, 30, 30], 0, "outside"),
+            ("1e30 x 1e30", [0, 0, 1e30, 1e30], 0, "larger than"),
+            ("stamped an hour ahead", [10, 10, 20, 20], now_ns + 3600 * 10 ** 9, "future"),
+            ("older than the frame buffer", [10, 10, 20, 20], 10 ** 9, "older than every buffered frame|before every"),
+            ("1 px box", [100, 100, 1, 1], 0, "outside")]
+
+
+PARAM_CASES = [("lost_threshold", 2.0, "0..1"), ("lost_threshold", float("nan"), "0..1"),
+               ("exit_thresholds", [0.5, 0.5], "stages"), ("exit_thresholds", [-1.0, 0.0, 0.0], "0..1"),
+               ("exit_thresholds", "high", "list"), ("backend", "torch", "read-only|read only")]
+
+
+def set_param(g, name, value):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    if isinstance(value, list):
+        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=value)
+    elif isinstance(value, float):
+        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    client = g.node.create_client(SetParameters, f"{g.ns}/dytrack_tracker/set_parameters")
+    client.wait_for_service(timeout_sec=10)
+    fut = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+    end = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < end:
+        time.sleep(0.02)
+    return fut.result().results[0] if fut.done() else None
+
+
+def params_file(tmp, name, **overrides):
+    """config/tracker.yaml with some values replaced (a user's broken parameter file)."""
+    import yaml
+    data = yaml.safe_load(open(os.path.join(ROOT, "config", "tracker.yaml")))
+    data["/**"]["ros__parameters"].update(overrides)
+    path = os.path.join(tmp, f"{name}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(data, f)
+    return path
+
+
+def startup_cases(model, tmp):
+    broken = os.path.join(tmp, "broken")
+    shutil.copytree(model, broken)
+    with open(os.path.join(broken, "stage0.onnx"), "r+b") as f:
+        f.write(b"\0" * 64)
+    unhashed = os.path.join(tmp, "unhashed")
+    shutil.copytree(model, unhashed)
+    m = json.load(open(os.path.join(unhashed, "manifest.json")))
+    m.pop("sha256", None)
+    json.dump(m, open(os.path.join(unhashed, "manifest.json"), "w"))
+    cases = [("missing model folder", dict(model_path=f"{tmp}/nowhere"), "model folder not found"),
+             ("corrupt stage graph", dict(model_path=broken, backend="onnxruntime"), "hash"),
+             ("manifest without hashes", dict(model_path=unhashed, backend="onnxruntime"), "hashes"),
+             ("unknown backend", dict(backend="warp_drive"), "backend"),
+             ("2 thresholds for 3 stages", dict(exit_thresholds=[0.5, 0.5]), "stages"),
+             ("lost_threshold 7", dict(lost_threshold=7.0), "lost_threshold"),
+             ("lost_threshold a string", dict(lost_threshold="high"), "lost_threshold"),
+             ("frame_buffer 0", dict(frame_buffer=0), "frame_buffer"),
+             ("image_qos unknown", dict(image_qos="fast"), "image_qos"),
+             ("stale_after negative", dict(stale_after=-1.0), "stale_after")]
+    return [(name, params_file(tmp, f"case{i}", **{"model_path": model, **kw}), reason)
+            for i, (name, kw, reason) in enumerate(cases)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "dytrack_small"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "RELIABILITY.md"))
+    ap.add_argument("--flood-seconds", type=float, default=5.0)
+    ap.add_argument("--soak", type=float, default=60.0, help="seconds of 15 Hz frames")
+    args = ap.parse_args(argv)
+    import psutil
+    from ..evaluation import machine
+    rows, failures = [], []
+    tmp = tempfile.mkdtemp(prefix="dytrack-qa-")
+
+    def record(group, name, survived, logged, sent, answered):
+        ok = survived and logged and answered == sent
+        rows.append((group, name, survived, logged, f"{answered}/{sent}"))
+        if not ok:
+            failures.append(f"{group}: {name}")
+
+    run = Run(args.model, tmp)
+    try:
+        run.good_frames()
+        for name, msg, reason in raw_cases(run.g, run.frames[0], run.t):
+            before = run.output()
+            run.g.image_pub.publish(msg)
+            time.sleep(0.3)
+            logged = bool(reason) and any(r in run.output()[len(before):] for r in reason.split("|")) or \
+                "dropped" in run.output()[len(before):] or not reason
+            record("raw image", name, run.alive(), logged, *run.good_frames(3))
+        for name, box, stamp_ns, reason in box_cases(time.time_ns()):
+            before = run.output()
+            run.g.box(box, stamp_ns)
+            time.sleep(0.3)
+            run.started = True
+            new = run.output()[len(before):]
+            logged = any(r in new for r in reason.split("|"))
+            record("init box", name, run.alive(), logged, *run.good_frames(3))
+            run.g.box(run.boxes[0], 0)      # back to a valid target for the next case
+            time.sleep(0.2)
+        for name, value, reason in PARAM_CASES:
+            r = set_param(run.g, name, value)
+            refused = r is not None and not r.successful and any(x in r.reason for x in reason.split("|"))
+            record("parameter at run time", f"{name} = {value!r}", run.alive(), refused, *run.good_frames(3))
+        # flood: as fast as this process can publish, for a few seconds
+        proc = psutil.Process(run.proc.pid)
+        rss0 = proc.memory_info().rss
+        n0, sent, start = len(run.g.results), 0, time.monotonic()
+        msgs = [run.g.image(f, 0) for f in run.frames]
+        while time.monotonic() - start < args.flood_seconds:
+            run.t += 1_000_000
+            m = msgs[sent % len(msgs)]
+            m.header.stamp.sec, m.header.stamp.nanosec = divmod(run.t, 1_000_000_000)
+            run.g.image_pub.publish(m)
+            sent += 1
+        rate = sent / (time.monotonic() - start)
+        time.sleep(1.0)
+        rss1 = proc.memory_info().rss
+        flood = dict(rate_hz=rate, sent=sent, answered=len(run.g.results) - n0, rss_mb=(rss0 / 2 ** 20, rss1 / 2 ** 20))
+        record("flood", f"{rate:.0f} Hz for {args.flood_seconds:g} s", run.alive(), True, *run.good_frames(6))
+        # soak at camera rate
+        soak_sent, soak_answered, rss_soak0 = 0, 0, proc.memory_info().rss
+        end = time.monotonic() + args.soak
+        while time.monotonic() < end:
+            s, a = run.good_frames(15)
+            soak_sent, soak_answered = soak_sent + s, soak_answered + a
+        soak = dict(seconds=args.soak, sent=soak_sent, answered=soak_answered,
+                    rss_mb=(rss_soak0 / 2 ** 20, proc.memory_info().rss / 2 ** 20))
+        record("soak", f"{args.soak:g} s at 15 Hz", run.alive(), True, soak_sent, soak_answered)
+    finally:
+        run.close()
+    run = Run(args.model, tmp, compressed=True)
+    try:
+        run.good_frames(compressed=True)
+        for name, msg, reason in compressed_cases():
+            before = run.output()
+            t0 = time.monotonic()
+            run.g.compressed_pub.publish(msg)
+            time.sleep(0.3)
+            new = run.output()[len(before):]
+            logged = ("dropped" in new) and (not reason or reason in new)
+            record("compressed image", f"{name} ({time.monotonic() - t0:.1f} s)", run.alive(), logged,
+                   *run.good_frames(3, compressed=True))
+    finally:
+        run.close()
+    for name, path, reason in startup_cases(args.model, tmp):
+        try:
+            r = subprocess.run(node_cmd("/qa_start", [], path), cwd=ROOT, env=node_env(tmp), capture_output=True,
+                               text=True, timeout=30)
+            code, out = r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as exc:      # it started: the bad value was not refused
+            code, out = 0, str(exc.stdout or "")
+        clear = code != 0 and "cannot start" in out and any(x in out for x in reason.split("|")) \
+            and "Traceback" not in out
+        rows.append(("start-up", name, code != 0, clear, "-"))
+        if not clear:
+            failures.append(f"start-up: {name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    lines = ["# Reliability check", "", f"- machine: {machine.describe()}", f"- date: {machine.today()}",
+             "- 'node alive' for start-up cases: the node refused to start (exit code not 0).",
+             f"- command: `python -m dytrack_ros.ros.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
+             "- each case: does the node survive, does it log (or answer) the reason, are the good frames sent right "
+             "after it all answered? Start-up cases: does the node refuse to start with a clear message and no "
+             "traceback?", "",
+             f"**{len(rows) - len(failures)} of {len(rows)} cases passed**" + (
+                 f"; failed: {', '.join(failures)}" if failures else ""), "",
+             "| group | case | node alive | reason logged | good frames answered |", "|---|---|---|---|---|"]
+    lines += [f"| {g} | {n} | {'yes' if a else 'NO'} | {'yes' if l else 'NO'} | {f} |" for g, n, a, l, f in rows]
+    lines += ["", f"Flood: {flood['sent']} frames at {flood['rate_hz']:.0f} Hz, {flood['answered']} answered (the rest "
+              f"dropped as stale by design); node memory {flood['rss_mb'][0]:.0f} -> {flood['rss_mb'][1]:.0f} MB.",
+              f"Soak: {soak['answered']} of {soak['sent']} frames answered in {soak['seconds']:g} s; node memory "
+              f"{soak['rss_mb'][0]:.0f} -> {soak['rss_mb'][1]:.0f} MB.", ""]
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

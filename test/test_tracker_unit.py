@@ -1,0 +1,112 @@
+"""DyTracker's own logic with a scripted backend (no network): exit policy, LOST and re-detection, size handling."""
+import numpy as np
+import pytest
+
+from dytrack_ros.backends.base import StagedBackend, StageResult
+from dytrack_ros.tracking import LOST, TRACKING
+from dytrack_ros.tracking.tracker import DyTracker, TrackerParams
+
+G = 8
+
+
+class ScriptedBackend(StagedBackend):
+    """Each stage answers with a peak at crop position (cx, cy), size (w, h) in crop fractions and a score,
+    taken from `script(frame_index, stage)`; records how many stages ran per frame."""
+    name = "scripted"
+    num_stages = 3
+
+    def __init__(self, script):
+        self.script, self.frame, self.stages_run = script, -1, []
+
+    def set_template(self, template):
+        self.frame = -1
+
+    def run_stage(self, stage, search=None):
+        if stage == 0:
+            self.frame += 1
+            self.stages_run.append(0)
+        self.stages_run[-1] += 1
+        cx, cy, w, h, score = self.script(self.frame, stage)
+        gx, gy = min(int(cx * G), G - 1), min(int(cy * G), G - 1)
+        score_map = np.zeros((G, G), np.float32)
+        score_map[gy, gx] = 1.0
+        size = np.zeros((2, G, G), np.float32)
+        size[:, gy, gx] = (w, h)
+        offset = np.zeros((2, G, G), np.float32)
+        offset[:, gy, gx] = (cx * G - gx, cy * G - gy)
+        return StageResult(score_map, size, offset, np.array([cx, cy, w, h]), float(score))
+
+
+def tracker(script, **params):
+    kw = dict(template_size=64, search_size=128, thresholds=[0.6, 0.6, 0.0], window_influence=0.0)
+    kw.update(params)
+    backend = ScriptedBackend(script)
+    return DyTracker(backend, TrackerParams(**kw)), backend
+
+
+FRAME = np.zeros((480, 640, 3), np.uint8)
+BOX = [300, 200, 40, 40]          # search crop side 4 x 40 = 160 px around (320, 220); w, h = 0.25 of the crop
+
+
+def still(score):
+    return lambda f, s: (0.5, 0.5, 0.25, 0.25, score(f, s) if callable(score) else score)
+
+
+@pytest.mark.parametrize("thresholds,expected", [([0, 0, 0], 1), ([1, 1, 0], 3)])
+def test_thresholds_0_always_exit_first_and_1_always_go_full_depth(thresholds, expected):
+    t, b = tracker(still(0.9), thresholds=thresholds)
+    t.initialize(FRAME, BOX)
+    assert {t.track(FRAME).stage for _ in range(5)} == {expected}
+    assert set(b.stages_run) == {expected}
+
+
+def test_a_frame_stops_at_the_first_confident_exit():
+    scores = {0: 0.3, 1: 0.7, 2: 0.9}
+    t, b = tracker(still(lambda f, s: scores[s]))
+    t.initialize(FRAME, BOX)
+    r = t.track(FRAME)
+    assert r.stage == 2 and r.score == pytest.approx(0.7) and r.stage_scores == pytest.approx([0.3, 0.7])
+    assert t.track(FRAME, force_stage=3).stage == 3           # evaluation can force the depth
+
+
+def test_box_follows_the_peak():
+    # the peak at crop (0.75, 0.5): 0.25 x 160 px = 40 px right of the search center
+    t, _ = tracker(lambda f, s: (0.75, 0.5, 0.25, 0.25, 0.9))
+    t.initialize(FRAME, BOX)
+    r = t.track(FRAME)
+    assert r.state == TRACKING and r.box == pytest.approx([340, 200, 40, 40], abs=1e-6)
+
+
+def test_low_scores_read_lost_at_once_follow_for_the_patience_then_hold_and_widen_the_search():
+    # the peak drifts 10 px right per frame with a low score
+    t, _ = tracker(lambda f, s: (0.5 + 10 / 160, 0.5, 0.25, 0.25, 0.05), lost_threshold=0.15, lost_patience=2)
+    t.initialize(FRAME, BOX)
+    r1, r2, r3 = t.track(FRAME), t.track(FRAME), t.track(FRAME)
+    assert r1.state == r2.state == r3.state == LOST
+    assert r1.box[0] == pytest.approx(310) and r2.box[0] == pytest.approx(320)    # still following
+    assert r3.box[0] == pytest.approx(320) and t.growth > 1.0                     # held; search widened
+    t2, _ = tracker(lambda f, s: (0.5, 0.5, 0.25, 0.25, 0.9 if f >= 3 else 0.05), lost_threshold=0.15)
+    t2.initialize(FRAME, BOX)
+    states = [t2.track(FRAME).state for _ in range(5)]
+    assert states == [LOST, LOST, LOST, TRACKING, TRACKING] and t2.growth == 1.0  # found again
+
+
+def test_size_is_smoothed_and_bounded_relative_to_the_init_box():
+    # every frame the network says the target is twice as large
+    t, _ = tracker(lambda f, s: (0.5, 0.5, 0.5, 0.5, 0.9), size_lr=0.5)
+    t.initialize(FRAME, BOX)
+    r = t.track(FRAME)
+    assert r.box[2] == pytest.approx(40 * 0.5 + 80 * 0.5)
+    for _ in range(20):
+        r = t.track(FRAME)
+    assert r.box[2] <= 5 * 40 + 1e-6                                              # size_bounds (0.2, 5)
+
+
+def test_reinitialising_starts_a_fresh_track():
+    t, b = tracker(still(0.05), lost_threshold=0.15)
+    t.initialize(FRAME, BOX)
+    for _ in range(4):
+        t.track(FRAME)
+    assert t.state == LOST and t.growth > 1
+    t.initialize(FRAME, [100, 100, 30, 60])
+    assert t.state == TRACKING and t.growth == 1.0 and t.box == pytest.approx([100, 100, 30, 60])

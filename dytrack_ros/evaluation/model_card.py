@@ -26,6 +26,7 @@ from ..data.sequences import Sequence, generated_suite
 from .runner import calibrate_thresholds, dytrack_policies, evaluate_dytrack
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+DATA_START, DATA_END = "<!-- data:start -->", "<!-- data:end -->"
 
 
 def parse_args(argv=None):
@@ -104,10 +105,30 @@ def main(argv=None):
     print(text)
     if args.card:
         card = open(args.card).read() if os.path.isfile(args.card) else f"# Model card\n\n{START}\n{END}\n"
-        head, _, rest = card.partition(START)
-        _, _, tail = rest.partition(END)
+        card = replace_between(card, START, END, text)
+        if DATA_START in card:
+            card = replace_between(card, DATA_START, DATA_END, sequences_table())
         with open(args.card, "w") as f:
-            f.write(head + START + "\n" + text + "\n" + END + tail)
+            f.write(card)
+
+
+def replace_between(text: str, start: str, end: str, body: str) -> str:
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return head + start + "\n" + body + "\n" + end + tail
+
+
+def sequences_table() -> str:
+    """Every real sequence with its split and source (data/real_sequences.json), for the card."""
+    from ..data.realdata import inventory
+    rows = ["| split | sequence | frames | source dataset | repository @ commit | frames folder |", "|---|---|---|---|---|---|"]
+    for e in inventory():
+        where = f"`{e['frames_dir']}`"
+        if e["gt_repo"] != e["repo"]:
+            where += f"; ground truth `{e['gt_repo']}` `{e['gt_path']}`"
+        rows.append(f"| {e['split']} | {e['name']} | {e['frames']} | {e['source_dataset']} | "
+                    f"`{e['repo']}` @ `{e['commit']}` | {where} |")
+    return "\n".join(rows)
 
 
 def ablation_run(folder: str, suite, name: str, threads: int) -> dict:

@@ -110,3 +110,21 @@ def test_reinitialising_starts_a_fresh_track():
     assert t.state == LOST and t.growth > 1
     t.initialize(FRAME, [100, 100, 30, 60])
     assert t.state == TRACKING and t.growth == 1.0 and t.box == pytest.approx([100, 100, 30, 60])
+
+
+def test_scale_penalty_prefers_the_candidate_of_the_targets_shape():
+    """Two equal peaks: one the target's size, one a look-alike three times larger; with the penalty the
+    target's wins whichever comes first in the map."""
+    class TwoPeaks(ScriptedBackend):
+        def run_stage(self, stage, search=None):
+            r = super().run_stage(stage, search)
+            r.score_map[1, 1] = 1.0                   # the look-alike, top left, 0.75 of the crop wide
+            r.size_map[:, 1, 1] = (0.75, 0.75)
+            return r
+    for penalty, expect_target in ((0.0, False), (0.5, True)):
+        b = TwoPeaks(lambda f, s: (0.9, 0.9, 0.25, 0.25, 0.9))
+        t = DyTracker(b, TrackerParams(template_size=64, search_size=128, window_influence=0.0,
+                                       scale_penalty=penalty))
+        t.initialize(FRAME, BOX)
+        r = t.track(FRAME)
+        assert (r.box[2] == pytest.approx(40)) == expect_target, (penalty, r.box)

@@ -10,7 +10,7 @@ from ..backends.base import MANIFEST_NAME
 from .tracker import DyTracker, TrackerParams
 
 # tracker settings a model may carry in manifest.json's "tracker" section (tuned on training video)
-TUNABLE = ("window_influence", "lost_window_influence", "size_lr", "lost_patience")
+TUNABLE = ("window_influence", "lost_window_influence", "size_lr", "lost_patience", "scale_penalty")
 
 
 def read_model_info(model_dir: str) -> dict:

@@ -39,7 +39,7 @@ class TrackerParams:
     template_factor: float = 2.0
     search_factor: float = 4.0
     thresholds: List[float] = field(default_factory=lambda: [0.6, 0.6, 0.0])
-    lost_threshold: float = 0.15      # trade-off measured in benchmarks/LOST_THRESHOLD.md
+    lost_threshold: float = 0.15      # under it the state reads LOST (lost-and-found figures: benchmarks/RESULTS.md)
     window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
     lost_window_influence: float = 0.0  # the motion prior while LOST (0: search the widened area evenly)
     max_search_growth: float = 2.0
@@ -48,6 +48,7 @@ class TrackerParams:
     size_bounds: tuple = (0.2, 5.0)   # box width/height stay within these multiples of the init box
     size_lr: float = 1.0              # share of a frame's size estimate taken into the state box (1: no smoothing)
     lost_patience: int = 0            # low-score frames during which the box still follows the estimate
+    scale_penalty: float = 0.0        # k in exp(-k (size change x aspect change - 1)): candidates of another shape lose
 
 
 @dataclass
@@ -184,6 +185,14 @@ class DyTracker:
             self.window = hann_window(g)
         wi = self.params.window_influence if self.state == TRACKING else self.params.lost_window_influence
         response = r.score_map * ((1 - wi) + wi * self.window)
+        if self.params.scale_penalty > 0:   # SiamRPN-style: a look-alike of another size or shape scores less
+            side = crop_side(self.box, self.params.search_factor) * self.growth
+            w, h = np.maximum(r.size_map[0], 1e-6), np.maximum(r.size_map[1], 1e-6)
+            bw, bh = self.box[2] / side, self.box[3] / side
+            change = lambda x: np.maximum(x, 1.0 / x)
+            size_change = change(np.sqrt(w * h) / np.sqrt(bw * bh))
+            aspect_change = change((w / h) / (bw / bh))
+            response = response * np.exp(-self.params.scale_penalty * (size_change * aspect_change - 1.0))
         idx = int(np.argmax(response))
         gy, gx = divmod(idx, g)
         return np.array([(gx + r.offset_map[0, gy, gx]) / g, (gy + r.offset_map[1, gy, gx]) / g,

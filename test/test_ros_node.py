@@ -3,6 +3,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import struct
@@ -402,3 +403,38 @@ def test_frames_lost_in_transport_are_noticed_once_with_the_fix(tmp_path, tiny_b
         assert node.wait_for_output("lost in transport", timeout=5), node.output()
         assert node.output().count("lost in transport") == 1
         assert "fastdds_large_data.xml" in node.output()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_under_load_exit_cleanly(tmp_path, tiny_bundle, heldout_sequence, sig):
+    """QA: SIGINT under load logged 'publisher's context is invalid'; SIGTERM at 300 Hz exited 1 with a traceback."""
+    frames, boxes = heldout_sequence
+    node = NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"])
+    with node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            t = 9_000 * 1_000_000_000
+            g.image_pub.publish(g.image_msg(frames[0], t))
+            time.sleep(0.2)
+            g.send_init(boxes[0], stamp_ns=t)
+            msgs = [g.image_msg(f, 0) for f in frames[:10]]
+            end, i = time.monotonic() + 1.5, 0
+            while time.monotonic() < end:                    # about 300 Hz
+                t += 3_333_333
+                m = msgs[i % len(msgs)]
+                m.header.stamp.sec, m.header.stamp.nanosec = divmod(t, 1_000_000_000)
+                g.image_pub.publish(m)
+                i += 1
+                time.sleep(1 / 300)
+            assert g.wait_for(lambda g: len(g.targets) > 10, 5), node.output()
+            node.proc.send_signal(sig)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:                    # frames keep coming while it shuts down
+                g.image_pub.publish(msgs[0])
+                time.sleep(1 / 300)
+            assert node.proc.wait(20) == 0, node.output()
+        finally:
+            g.close()
+    out = open(node.log_path).read()
+    assert "Traceback" not in out and "ERROR" not in out and "context is invalid" not in out, out

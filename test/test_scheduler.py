@@ -71,10 +71,13 @@ def test_init_goes_to_the_frame_it_was_drawn_on():
 
 def test_a_box_older_than_every_buffered_frame_gets_no_frame():
     s = Scheduler(buffer=2)
-    for stamp in (100, 200, 300):
-        frame(s, stamp)                                   # 100 has left the 2-frame buffer
+    sec = 10 ** 9
+    for stamp in (10 * sec, 20 * sec, 30 * sec):
+        frame(s, stamp)                                   # 10 s has left the 2-frame buffer
     s.next_work(0)
-    s.put_init(init(stamp=150))
+    s.put_init(init(stamp=19 * sec))                      # 1 s before the oldest kept: its frame was lost
+    assert s.next_work(0).init_frame[0] == 20 * sec
+    s.put_init(init(stamp=5 * sec))                       # far older than anything kept
     w = s.next_work(0)
     assert w.init is not None and w.init_frame is None    # the node refuses it with a reason
 

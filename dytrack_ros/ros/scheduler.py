@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 Frame = Tuple[int, Any, Any, float]          # (stamp ns, header, image, receive time)
+MATCH_TOLERANCE_NS = 1_000_000_000           # a box may name a frame up to 1 s before the oldest one kept
 
 
 @dataclass
@@ -194,4 +195,11 @@ class Scheduler:
         if req.stamp_ns == 0:
             return self._recent[-1]
         older = [f for f in self._recent if f[0] <= req.stamp_ns]
-        return older[-1] if older else None      # None: the frame it was drawn on has left the buffer
+        if older:
+            return older[-1]
+        oldest = self._recent[0]
+        if oldest[0] - req.stamp_ns <= MATCH_TOLERANCE_NS:   # its frame was lost in transport: the next one
+            self.log(f"init box: the frame it was drawn on never arrived; using the next one, "
+                     f"{(oldest[0] - req.stamp_ns) / 1e6:.0f} ms later")
+            return oldest
+        return None                               # its frame left the buffer long ago: the node refuses it

@@ -100,6 +100,7 @@ class TrackerNode(Node):
 
         self.worker = threading.Thread(target=self._work, name="dytrack-worker", daemon=True)
         self.worker.start()
+        self._publish_idle()    # subscribers learn at once that nothing is tracked yet
         self.get_logger().info(
             f"tracking with {self.backend_name} ({self.tracker.num_stages} stages, thresholds "
             f"{self.tracker.params.thresholds}) from {self.model_path}; images on "
@@ -238,6 +239,7 @@ class TrackerNode(Node):
                     continue
                 if work.reset:
                     self.tracker.reset()
+                    self._publish_idle()
                 if work.init is not None:
                     self._initialize(work.init, work.init_frame)
                 if work.frame is not None and self.tracker.state != IDLE:
@@ -246,6 +248,16 @@ class TrackerNode(Node):
                 if self._running and self.context.ok():   # at shutdown, publishing fails: nothing to report
                     self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
                                             throttle_duration_sec=2.0)
+
+    def _publish_idle(self, header=None) -> None:
+        """An explicit IDLE result: a follow controller must not keep acting on the last TRACKING message."""
+        out = TrackedTarget()
+        if header is not None:
+            out.header = header
+        else:
+            out.header.stamp = self.get_clock().now().to_msg()
+        out.state, out.num_stages = TrackedTarget.STATE_IDLE, int(self.tracker.num_stages)
+        self.target_pub.publish(out)
 
     def _initialize(self, req: InitRequest, frame_entry) -> None:
         if frame_entry is None:
@@ -291,7 +303,7 @@ class TrackerNode(Node):
         marker.outline_color.g, marker.outline_color.a = 1.0, 1.0
         marker.points = [Point(x=x, y=y), Point(x=x + w, y=y), Point(x=x + w, y=y + h), Point(x=x, y=y + h)]
         self.marker_pub.publish(marker)
-        if self.det_pub is not None:
+        if self.det_pub is not None and r.state == TRACKING:   # LOST: no detection (the held box is in ~/target)
             det = Detection2D()
             det.header = header
             det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2

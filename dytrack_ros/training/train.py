@@ -129,13 +129,16 @@ def main(argv=None):
         if rank == 0:
             print(f"resuming from {last} at step {start_step}")
     else:
-        cfg = ModelConfig.from_dict(json.load(open(args.model_config))) if args.model_config else ModelConfig()
+        init_model = load_checkpoint(args.init)[0] if args.init else None
+        if args.model_config:
+            cfg = ModelConfig.from_dict(json.load(open(args.model_config)))
+        else:   # continuing a run: its own architecture
+            cfg = ModelConfig.from_dict(init_model.cfg.to_dict()) if init_model is not None else ModelConfig()
         if args.recycling:
             cfg.recycling = args.recycling
             cfg.__post_init__()
         model = DyTrack(cfg)
-        if args.init:
-            init_model, _ = load_checkpoint(args.init)
+        if init_model is not None:
             model.load_state_dict(init_model.state_dict())
         opt_state = None
     cfg = model.cfg

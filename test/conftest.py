@@ -59,3 +59,21 @@ def ros_env():
     # the node remembers its last reset under $ROS_HOME/dytrack_ros: keep test nodes' memory out of ~/.ros
     env["ROS_HOME"] = os.path.join(tempfile.gettempdir(), f"dytrack-test-ros-home-{os.getpid()}")
     return env
+
+
+# vtest.avi (Debian opencv-doc, the demo video), the man walking in from the right: reference boxes where NanoTrack
+# v2 and CSRT agree (IoU 0.69-0.84 between them, their mean; checked by eye in benchmarks/demo_montage.png).
+DEMO_INIT = [638, 238, 48, 86]
+DEMO_REFERENCE = {5: [593.5, 241.5, 43.5, 78.5], 10: [540.5, 236, 46.5, 88],
+                  15: [486, 231.5, 44.5, 89], 20: [434, 230, 45, 89.5]}
+
+
+@pytest.fixture(scope="session")
+def demo_walker():
+    """The demo's first 21 frames (real video) with the init box and the reference boxes above."""
+    import cv2
+    from dytrack_ros.data.photos import data_dir
+    cap = cv2.VideoCapture(os.path.join(data_dir(), "vtest.avi"))
+    frames = [cap.read()[1] for _ in range(21)]
+    assert all(f is not None for f in frames), "vtest.avi missing: run scripts/fetch_data.sh"
+    return frames, DEMO_INIT, DEMO_REFERENCE

@@ -47,25 +47,22 @@ def stamp_of(msg):
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
-def test_init_before_any_frame_then_box_follows_moving_target(graph, heldout_sequence):
-    frames, boxes = heldout_sequence
+def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker):
+    """Real video through the node: the demo's walker, boxes compared with the reference (conftest)."""
+    frames, init, reference = demo_walker
     t0 = 1_000 * 1_000_000_000
-    graph.send_init(boxes[0], stamp_ns=t0)            # before any image: must wait, not fail
+    graph.send_init(init, stamp_ns=t0)                # before any image: must wait, not fail
     assert graph.tracker.wait_for_output("init box received before any image")
     stamps = publish_sequence(graph, frames, t0)
     assert graph.wait_for(lambda g: any(stamp_of(m) == stamps[-1] for m in g.targets), 15), graph.tracker.output()
     by_stamp = {stamp_of(m): m for m in graph.targets if m.state != m.STATE_IDLE}   # IDLE: the start-up notice
     assert set(by_stamp) <= set(stamps[1:]), "every result carries the stamp of a published frame"
     assert len(by_stamp) >= 0.8 * (len(frames) - 1), f"only {len(by_stamp)} results for {len(frames) - 1} frames"
-    ious = []
-    for i, ns in enumerate(stamps[1:], 1):
-        if ns in by_stamp:
-            m = by_stamp[ns]
-            assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.exit_stage <= 3
-            ious.append(box_iou([m.x, m.y, m.width, m.height], boxes[i])[0])
-    travelled = np.linalg.norm((boxes[-1][:2] + boxes[-1][2:] / 2) - (boxes[0][:2] + boxes[0][2:] / 2))
-    assert travelled > 20, "the generated target must really move for this test to mean anything"
-    assert np.mean(ious) > 0.5, f"mean IoU {np.mean(ious):.2f}"
+    for m in by_stamp.values():
+        assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.exit_stage <= 3
+    ious = [box_iou([m.x, m.y, m.width, m.height], reference[i])[0]
+            for i, ns in enumerate(stamps) if i in reference and ns in by_stamp for m in [by_stamp[ns]]]
+    assert len(ious) >= 3 and np.mean(ious) > 0.5, ious
 
 
 def test_diagnostics_arrive_with_the_documented_fields(graph):

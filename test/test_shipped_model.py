@@ -56,23 +56,13 @@ def test_tracks_real_validation_video():
     assert full["auc"] > 0.45 and full["precision"] > 0.5, full
 
 
-# vtest.avi (Debian opencv-doc, the demo video), the man walking in from the right: reference boxes where NanoTrack
-# v2 and CSRT agree (IoU 0.69-0.84 between them, their mean; checked by eye in benchmarks/demo_montage.png).
-DEMO_INIT = [638, 238, 48, 86]
-DEMO_REFERENCE = {5: [593.5, 241.5, 43.5, 78.5], 10: [540.5, 236, 46.5, 88],
-                  15: [486, 231.5, 44.5, 89], 20: [434, 230, 45, 89.5]}
-
-
-def test_follows_the_demo_walker_until_the_crossing():
+def test_follows_the_demo_walker_until_the_crossing(demo_walker):
     """Real video in every run (no labelled data needed): the first 20 frames of the demo, before the crossing
     where the model is known to fail (README)."""
-    import cv2
-    from dytrack_ros.data.photos import data_dir
     from dytrack_ros.evaluation.metrics import box_iou
-    cap = cv2.VideoCapture(os.path.join(data_dir(), "vtest.avi"))
-    frames = [cap.read()[1] for _ in range(21)]
+    frames, init, reference = demo_walker
     tracker = build_tracker(SHIPPED_MODEL, "onnxruntime", threads=1)
-    tracker.initialize(frames[0], DEMO_INIT)
+    tracker.initialize(frames[0], init)
     boxes = {i: tracker.track(frames[i]).box for i in range(1, 21)}
-    ious = {i: float(box_iou(boxes[i], ref)[0]) for i, ref in DEMO_REFERENCE.items()}
+    ious = {i: float(box_iou(boxes[i], ref)[0]) for i, ref in reference.items()}
     assert min(ious.values()) > 0.5, ious

@@ -2,11 +2,12 @@
 
 Layers (each importable without the ones above it):
   model/      the DyTrack network in plain PyTorch
-  tracking/   the per-sequence tracker (crops, exit policy, box mapping)
-  backends/   torch / ONNX Runtime / TensorRT implementations of the staged interface
-  training/   data generation, losses, trainer
-  evaluation/ metrics, datasets, peer trackers, benchmark harness
-  ros/        the ROS 2 node and video player
+  tracking/   the per-sequence tracker (crops, exit policy, LOST state, box mapping)
+  backends/   torch / ONNX Runtime / OpenVINO / TensorRT implementations of the staged interface
+  data/       dataset readers, real-sequence inventory and splits, photo generator, the pair sampler
+  training/   losses, trainer
+  evaluation/ metrics, peer trackers, benchmark harness, tuning, model card, montage
+  ros/        the ROS 2 node, its ROS-free scheduler, the video player, the reliability check
 """
 __version__ = "0.1.0"
 

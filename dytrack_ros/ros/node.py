@@ -139,7 +139,7 @@ class TrackerNode(Node):
                     validate_lost_threshold(values[prm.name])
                 else:
                     values[prm.name] = prm.value
-            # applied between two frames of the worker: each assignment replaces a whole value
+            # the worker may be mid-frame: each assignment replaces a whole value, so it sees old or new, never half
             for name, value in values.items():
                 if name == "exit_thresholds":
                     self.tracker.set_thresholds(value)

@@ -119,21 +119,12 @@ class RosTestGraph:
         return False
 
     def image_msg(self, frame, stamp_ns, encoding="bgr8"):
-        from sensor_msgs.msg import Image
-        from dytrack_ros.ros.image_conversion import bgr_to_image
-        msg = bgr_to_image(frame, None, Image)
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        msg.header.frame_id = "cam"
-        if encoding != "bgr8":
-            msg.encoding = encoding
-        return msg
+        from dytrack_ros.ros.qa import image_message
+        return image_message(frame, stamp_ns, encoding)
 
     def send_init(self, box, stamp_ns=0):
-        from dytrack_ros.msg import TargetBox
-        m = TargetBox()
-        m.header.stamp.sec, m.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        m.x, m.y, m.width, m.height = (float(v) for v in box)
-        self.init_pub.publish(m)
+        from dytrack_ros.ros.qa import box_message
+        self.init_pub.publish(box_message(box, stamp_ns))
 
     def wait_for(self, predicate, timeout=20.0):
         end = time.monotonic() + timeout

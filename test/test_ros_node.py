@@ -6,9 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import struct
 import time
-import zlib
 
 import cv2
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 
 from conftest import ROOT, SHIPPED_MODEL, ros_env
 from dytrack_ros.evaluation.metrics import box_iou
+from dytrack_ros.ros.qa import jpeg_bomb, png_bomb
 from ros_harness import NodeProcess, RosTestGraph, node_command
 
 FRAME_PERIOD_NS = 66_666_667  # 15 Hz camera
@@ -236,20 +235,6 @@ def test_compressed_images(tmp_path, heldout_sequence):
             assert g.wait_for(lambda g: len(g.targets) >= n + 3, 15), "no tracking after the bombs"
         finally:
             g.close()
-
-
-def jpeg_bomb() -> bytes:
-    data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
-    sof = data.find(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 65500, 65500)   # frame header: height, width
-    return bytes(data)
-
-
-def png_bomb() -> bytes:
-    data = bytearray(cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
-    data[16:24] = struct.pack(">II", 100000, 100000)          # IHDR width, height
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))   # a valid chunk CRC, as a real bomb has
-    return bytes(data)
 
 
 def startup_failure(tmp_path, params, params_file=None):

@@ -45,6 +45,26 @@ def node_cmd(namespace, params, params_file=os.path.join(ROOT, "config", "tracke
     return cmd
 
 
+def image_message(frame, stamp_ns, encoding="bgr8", frame_id="cam"):
+    """A sensor_msgs/Image of a BGR frame with the given stamp (`encoding` may lie, to test refusals)."""
+    from sensor_msgs.msg import Image
+    from .image_conversion import bgr_to_image
+    msg = bgr_to_image(frame, None, Image)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    msg.header.frame_id = frame_id
+    if encoding != "bgr8":
+        msg.encoding = encoding
+    return msg
+
+
+def box_message(box, stamp_ns=0):
+    from dytrack_ros.msg import TargetBox
+    m = TargetBox()
+    m.header.stamp.sec, m.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    m.x, m.y, m.width, m.height = (float(v) for v in box)
+    return m
+
+
 class Graph:
     """Publishers and a result recorder in this process (its own rclpy context)."""
 
@@ -86,20 +106,10 @@ class Graph:
         return False
 
     def image(self, frame, stamp_ns, encoding="bgr8"):
-        from sensor_msgs.msg import Image
-        from .image_conversion import bgr_to_image
-        msg = bgr_to_image(frame, None, Image)
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        if encoding != "bgr8":
-            msg.encoding = encoding
-        return msg
+        return image_message(frame, stamp_ns, encoding)
 
     def box(self, box, stamp_ns=0):
-        from dytrack_ros.msg import TargetBox
-        m = TargetBox()
-        m.header.stamp.sec, m.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        m.x, m.y, m.width, m.height = (float(v) for v in box)
-        self.init_pub.publish(m)
+        self.init_pub.publish(box_message(box, stamp_ns))
 
     def close(self):
         self.running = False

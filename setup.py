@@ -40,5 +40,7 @@ setup(
         "dytrack-eval = dytrack_ros.evaluation.model_card:main",
         "dytrack-benchmark = dytrack_ros.evaluation.benchmark:main",
         "dytrack-montage = dytrack_ros.evaluation.montage:main",
+        "dytrack-bench-backends = dytrack_ros.evaluation.backend_speed:main",
+        "dytrack-bench-node = dytrack_ros.ros.node_latency:main",
     ]},
 )

@@ -1,13 +1,15 @@
 """dytrack_ros: a dynamic (early-exit) vision-transformer tracker with a ROS 2 node.
 
-Layers (each importable without the ones above it):
-  model/      the DyTrack network in plain PyTorch
-  tracking/   the per-sequence tracker (crops, exit policy, LOST state, box mapping)
-  backends/   torch / ONNX Runtime / OpenVINO / TensorRT implementations of the staged interface
+Layers, bottom first; each imports only layers listed before it (test/test_layers.py checks this):
+  contract.py the staged interface, stage result, output layout, normalisation and the model folder's manifest
+  model/      the DyTrack network (DyTrackNet) in plain PyTorch
+  tracking/   the per-sequence tracker DyTracker (crops, exit policy, LOST state, box mapping)
+  backends/   torch / ONNX Runtime / OpenVINO / TensorRT implementations of the staged interface; export
+  runtime.py  model folder + backend name -> a ready DyTracker
   data/       dataset readers, real-sequence inventory and splits, photo generator, the pair sampler
-  training/   losses, trainer
-  evaluation/ metrics, peer trackers, benchmark harness, tuning, model card, montage
-  ros/        the ROS 2 node, its ROS-free scheduler, the video player, the reliability check
+  training/   losses, trainer                                  (training and evaluation do not import each other)
+  evaluation/ metrics, peer trackers, benchmark harness, tuning, model card, montage, backend speed
+  ros/        the ROS 2 node, its ROS-free scheduler, the video player, the reliability check, node latency
 """
 __version__ = "0.1.0"
 

@@ -20,8 +20,12 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_HASH" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"; } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
   echo "$REQ_HASH" > "$STAMP"
 fi
-if ! (cd /tmp && "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$ROOT'); from dytrack_ros.msg import TrackedTarget" 2>/dev/null); then
+MSG_STAMP="$VENV/.dytrack-msgs"
+MSG_HASH="$(cat "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" | sha256sum | cut -c1-16)"
+if [ "$(cat "$MSG_STAMP" 2>/dev/null)" != "$MSG_HASH" ] || \
+   ! (cd /tmp && "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$ROOT'); from dytrack_ros.msg import TrackedTarget" 2>/dev/null); then
   bash "$ROOT/scripts/build_interfaces.sh" "$VENV"
+  echo "$MSG_HASH" > "$MSG_STAMP"
 fi
 bash "$ROOT/scripts/fetch_data.sh"
 echo "set-up complete: $VENV"

@@ -2,7 +2,6 @@ import os
 import sys
 import tempfile
 
-import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +23,14 @@ def tiny_config(**overrides):
     return ModelConfig(**kw)
 
 
+def real_crops(model, seed):
+    """Template and search crops cut from a real photo (held-out set), as the network's input tensors."""
+    from dytrack_ros.backends.export import example_inputs
+    from dytrack_ros.data.photos import load_photos
+    photos = load_photos("heldout")
+    return example_inputs(model, photos[seed % len(photos)])
+
+
 @pytest.fixture(scope="session")
 def heldout_photos():
     from dytrack_ros.data.photos import load_photos
@@ -35,9 +42,9 @@ def tiny_bundle(tmp_path_factory):
     """A real DyTrack (small config, pretrained stem, freshly initialised transformer) exported like a release."""
     import torch
     from dytrack_ros.backends.export import export_model
-    from dytrack_ros.model import DyTrack, save_checkpoint
+    from dytrack_ros.model import DyTrackNet, save_checkpoint
     torch.manual_seed(0)
-    model = DyTrack(tiny_config()).eval()
+    model = DyTrackNet(tiny_config()).eval()
     out = str(tmp_path_factory.mktemp("tiny_bundle"))
     export_model(model, out)
     save_checkpoint(os.path.join(out, "model.pt"), model)

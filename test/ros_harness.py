@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 
-import numpy as np
 
 from conftest import ROOT, ros_env
 

@@ -32,17 +32,17 @@ def test_target_mask_covers_the_box_only():
 
 def test_absent_targets_only_train_the_iou_score_towards_zero():
     from conftest import tiny_config
-    from dytrack_ros.model import DyTrack
+    from dytrack_ros.model import DyTrackNet
     from dytrack_ros.training.losses import dytrack_loss
     torch.manual_seed(0)
-    model = DyTrack(tiny_config(), load_pretrained=False).train()
+    model = DyTrackNet(tiny_config(), load_pretrained=False).train()
     t, s = torch.randn(4, 3, 64, 64), torch.randn(4, 3, 128, 128)
     gt = torch.tensor([[0.5, 0.5, 0.2, 0.2]] * 4)
     outs = model(t, s)
     mixed = dytrack_loss(model, outs, gt, present=torch.tensor([1.0, 0.0, 1.0, 0.0]))
     assert "iou_absent" in mixed and "focal0" in mixed
     # the absent part is exactly the IoU scores' distance to 0 for samples 1 and 3
-    want = torch.nn.functional.smooth_l1_loss(torch.stack([o["iou"][[1, 3]] for o in outs]),
+    want = torch.nn.functional.smooth_l1_loss(torch.stack([o["score"][[1, 3]] for o in outs]),
                                               torch.zeros(len(outs), 2), beta=0.1)
     assert torch.allclose(mixed["iou_absent"], want)
     only_absent = dytrack_loss(model, outs, gt, present=torch.zeros(4))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_config
-from dytrack_ros.model import DyTrack, ModelConfig, load_checkpoint, save_checkpoint
+from dytrack_ros.model import DyTrackNet, ModelConfig, load_checkpoint, save_checkpoint
 from dytrack_ros.model.checkpoint import ModelFileError
 
 
@@ -19,7 +19,7 @@ def inputs(cfg, b=2, seed=0):
 def test_staged_forward_equals_full_forward(schema):
     torch.manual_seed(0)
     cfg = tiny_config(recycling=schema)
-    model = DyTrack(cfg, load_pretrained=False).eval()
+    model = DyTrackNet(cfg, load_pretrained=False).eval()
     # make the prediction embedding non-trivial so recycling really changes stage inputs
     for lin in model.prediction_embed:
         torch.nn.init.normal_(lin.weight, std=0.5)
@@ -30,15 +30,15 @@ def test_staged_forward_equals_full_forward(schema):
         carry, prev = tokens, None
         for k in range(cfg.num_stages):
             out = model.run_stage(k, carry, prev)
-            for key in ("score_map", "box", "iou", "carry"):
+            for key in ("score_map", "box", "score", "carry"):
                 assert torch.equal(out[key], full[k][key]), (schema, k, key)
             carry, prev = out["carry"], out["score_map"]
 
 
 def test_recycling_schemas_differ_in_what_they_reuse():
     torch.manual_seed(0)
-    base = DyTrack(tiny_config(recycling="tokens"), load_pretrained=False).eval()
-    none = DyTrack(tiny_config(recycling="none"), load_pretrained=False).eval()
+    base = DyTrackNet(tiny_config(recycling="tokens"), load_pretrained=False).eval()
+    none = DyTrackNet(tiny_config(recycling="none"), load_pretrained=False).eval()
     none.load_state_dict(base.state_dict())
     t, s = inputs(base.cfg)
     with torch.no_grad():
@@ -62,12 +62,12 @@ def test_config_validation():
 
 def test_exit_outputs_are_in_range():
     torch.manual_seed(0)
-    model = DyTrack(tiny_config(), load_pretrained=False).eval()
+    model = DyTrackNet(tiny_config(), load_pretrained=False).eval()
     with torch.no_grad():
         outs = model(*inputs(model.cfg))
     for o in outs:
         assert o["score_map"].shape[-2:] == (8, 8)
-        assert torch.all((o["iou"] >= 0) & (o["iou"] <= 1))
+        assert torch.all((o["score"] >= 0) & (o["score"] <= 1))
         assert torch.all((o["box"][:, :2] >= 0) & (o["box"][:, :2] <= 1))
 
 
@@ -132,7 +132,7 @@ def test_nanotrack_stem_matches_the_published_backbone_graph():
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.manual_seed(0)
-    model = DyTrack(tiny_config(), load_pretrained=False).eval()
+    model = DyTrackNet(tiny_config(), load_pretrained=False).eval()
     path = tmp_path / "m.pt"
     save_checkpoint(str(path), model, {"step": 3})
     loaded, extra = load_checkpoint(str(path))

@@ -58,7 +58,7 @@ def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker
     assert set(by_stamp) <= set(stamps[1:]), "every result carries the stamp of a published frame"
     assert len(by_stamp) >= 0.8 * (len(frames) - 1), f"only {len(by_stamp)} results for {len(frames) - 1} frames"
     for m in by_stamp.values():
-        assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.exit_stage <= 3
+        assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.stages_run <= 3
     ious = [box_iou([m.x, m.y, m.width, m.height], reference[i])[0]
             for i, ns in enumerate(stamps) if i in reference and ns in by_stamp for m in [by_stamp[ns]]]
     assert len(ious) >= 3 and np.mean(ious) > 0.5, ious
@@ -147,7 +147,7 @@ def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, he
     graph.send_init(boxes[0], stamp_ns=t0)
     stamps = publish_sequence(graph, frames[:12], t0)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
-    assert {m.exit_stage for m in graph.targets if stamp_of(m) in stamps} == {1}
+    assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {1}
     r = set_param("exit_thresholds", [1.5, 0.0, 0.0])
     assert not r.successful and "0..1" in r.reason
     r = set_param("exit_thresholds", [0.5, 0.5])
@@ -156,7 +156,7 @@ def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, he
     assert set_param("exit_thresholds", [1.0, 1.0, 0.0]).successful     # force full depth
     stamps = publish_sequence(graph, frames[12:24], t0 + 12 * FRAME_PERIOD_NS)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
-    assert {m.exit_stage for m in graph.targets if stamp_of(m) in stamps} == {3}
+    assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {3}
 
 
 def test_reset_service_stops_tracking(graph, heldout_sequence):

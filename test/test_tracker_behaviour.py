@@ -4,7 +4,7 @@ import pytest
 from conftest import SHIPPED_MODEL
 from dytrack_ros.data.sequences import leaving_sequence
 from dytrack_ros.tracking import LOST, TRACKING
-from dytrack_ros.tracking.factory import build_tracker
+from dytrack_ros.runtime import build_tracker
 
 
 @pytest.mark.xfail(strict=True, reason="known gap of the real-video model (README 'Known gaps'): a patch sliding out "

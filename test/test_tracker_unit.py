@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dytrack_ros.backends.base import StagedBackend, StageResult
+from dytrack_ros.contract import StagedBackend, StageResult
 from dytrack_ros.tracking import LOST, TRACKING
 from dytrack_ros.tracking.tracker import DyTracker, TrackerParams
 
@@ -56,7 +56,7 @@ def still(score):
 def test_thresholds_0_always_exit_first_and_1_always_go_full_depth(thresholds, expected):
     t, b = tracker(still(0.9), thresholds=thresholds)
     t.initialize(FRAME, BOX)
-    assert {t.track(FRAME).stage for _ in range(5)} == {expected}
+    assert {t.track(FRAME).stages_run for _ in range(5)} == {expected}
     assert set(b.stages_run) == {expected}
 
 
@@ -65,8 +65,8 @@ def test_a_frame_stops_at_the_first_confident_exit():
     t, b = tracker(still(lambda f, s: scores[s]))
     t.initialize(FRAME, BOX)
     r = t.track(FRAME)
-    assert r.stage == 2 and r.score == pytest.approx(0.7) and r.stage_scores == pytest.approx([0.3, 0.7])
-    assert t.track(FRAME, force_stage=3).stage == 3           # evaluation can force the depth
+    assert r.stages_run == 2 and r.score == pytest.approx(0.7) and r.stage_scores == pytest.approx([0.3, 0.7])
+    assert t.track(FRAME, force_stages=3).stages_run == 3           # evaluation can force the depth
 
 
 def test_box_follows_the_peak():

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import torch
 
 from conftest import ROOT, tiny_config
 from dytrack_ros.model import load_checkpoint
@@ -52,7 +51,7 @@ def test_ablation_flags_reach_the_model(tmp_path):
 def test_distributed_data_parallel_world_size_2(tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     out = str(tmp_path / "ddp")
-    r = run_train(out, 2, launcher=(torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m"))
+    run_train(out, 2, launcher=(torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m"))
     _, extra = load_checkpoint(os.path.join(out, "final.pt"))
     assert extra["world_size"] == 2
     assert json.load(open(os.path.join(out, "config.json")))["world_size"] == 2

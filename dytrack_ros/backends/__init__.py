@@ -1,4 +1,4 @@
-"""Backends behind one staged interface, and the factory that picks one.
+"""Backends behind the staged interface of dytrack_ros/contract.py, and the factory that picks one.
 
     backend = create_backend("auto", "models/dytrack_small")
 
@@ -8,12 +8,11 @@ runtime measured here, benchmarks/BACKENDS.md), else ONNX Runtime, else torch on
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import List
 
-from .base import BackendError, Manifest, StagedBackend, StageResult
+from ..contract import CHECKPOINT_NAME, BackendError, Manifest, StagedBackend
 
 BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
-CHECKPOINT_NAME = "model.pt"
 
 
 def _cuda_available() -> bool:
@@ -83,12 +82,4 @@ def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int
     return TensorRTBackend(manifest, fp16=fp16)
 
 
-def load_manifest_or_none(model_dir: str) -> Optional[Manifest]:
-    try:
-        return Manifest.load(model_dir, verify_hashes=False)
-    except BackendError:
-        return None
-
-
-__all__ = ["BACKEND_NAMES", "BackendError", "Manifest", "StagedBackend", "StageResult", "available_backends",
-           "create_backend", "resolve_auto"]
+__all__ = ["BACKEND_NAMES", "BackendError", "available_backends", "create_backend", "resolve_auto"]

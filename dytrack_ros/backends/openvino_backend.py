@@ -1,17 +1,15 @@
 """OpenVINO backend (CPU), reading the same per-stage ONNX graphs. Optional: `pip install openvino`."""
 from __future__ import annotations
 
-from typing import Optional
-
-import numpy as np
-
-from .base import BackendError, Manifest, StagedBackend, StageResult, result_from_outputs, stage_feeds
+from ..contract import TEMPLATE_INPUT, BackendError, Manifest
+from .base import ChainedGraphBackend
 
 
-class OpenVINOBackend(StagedBackend):
+class OpenVINOBackend(ChainedGraphBackend):
     name = "openvino"
 
     def __init__(self, manifest: Manifest, threads: int = 0):
+        super().__init__(manifest)
         try:
             import openvino as ov
         except ImportError as exc:
@@ -21,23 +19,21 @@ class OpenVINOBackend(StagedBackend):
         config["PERFORMANCE_HINT"] = "LATENCY"
         config["INFERENCE_PRECISION_HINT"] = "f32"  # its default on CPUs with bf16 units costs ~1e-2 accuracy
         try:
-            compile_ = lambda f: core.compile_model(core.read_model(manifest.path(f)), "CPU", config)
-            self.template_model = compile_(manifest.data["template_graph"])
-            self.stage_models = [compile_(f) for f in manifest.data["stage_graphs"]]
+            self.template_model, *self.stage_models = [
+                core.compile_model(core.read_model(manifest.path(f)), "CPU", config) for f in manifest.graph_files()]
         except Exception as exc:
             raise BackendError(f"OpenVINO could not load the model graphs in {manifest.folder}: {exc}") from exc
-        self.manifest = manifest
         self.requests = [m.create_infer_request() for m in self.stage_models]
         self._inputs = [[i.get_any_name() for i in m.inputs] for m in self.stage_models]
-        self.num_stages = manifest.num_stages
-        self._template = self._carry = self._prev_score = None
+        self._outputs = manifest.output_names
 
-    def set_template(self, template: np.ndarray) -> None:
-        self._template = self.template_model({"template": np.ascontiguousarray(template, np.float32)})[0].copy()
+    def _run_template(self, template):
+        return self.template_model({TEMPLATE_INPUT: template})[0]
 
-    def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
-        feeds = stage_feeds(stage, search, self._template, self._carry, self._prev_score, self._inputs[stage])
+    def _run_graph(self, stage, feeds):
         res = self.requests[stage].infer(feeds)
-        out = {k.get_any_name(): v for k, v in res.items()}
-        self._carry, self._prev_score = out["carry"].copy(), out["score_map"].copy()
-        return result_from_outputs(out)
+        by_name = {k.get_any_name(): v for k, v in res.items()}
+        return [by_name[n] for n in self._outputs]
+
+    def _graph_inputs(self, stage):
+        return self._inputs[stage]

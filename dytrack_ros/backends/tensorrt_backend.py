@@ -18,7 +18,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .base import BackendError, Manifest, StagedBackend, StageResult, result_from_flat
+from ..contract import (HEAD_OUTPUTS, STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT,
+                        BackendError, Manifest, StagedBackend, StageResult,
+                        stage_input_names)
 
 try:  # TensorRT proper, or TensorRT-RTX (same builder API) for the parse/build check only
     import tensorrt as trt
@@ -91,19 +93,20 @@ class TensorRTBackend(StagedBackend):
         self.runtime = trt.Runtime(self.logger)
         props = torch.cuda.get_device_properties(self.device)
         self._gpu = (props.name, f"{props.major}.{props.minor}")
-        names = [manifest.data["template_graph"]] + list(manifest.data["stage_graphs"])
-        self.engines = [self._load_or_build(n, fp16) for n in names]
+        self.engines = [self._load_or_build(n, fp16) for n in manifest.graph_files()]
         self.contexts = [e.create_execution_context() for e in self.engines]
         self.buffers: list = [self._allocate(e) for e in self.engines]
+        # the graphs' own output names (STAGE_OUTPUTS order) -> ours
+        self._out = dict(zip(STAGE_OUTPUTS, manifest.output_names))
         # chain: template tokens -> stage 0; stage k's carry/score -> stage k+1 (same device memory)
-        self._bind(1, "template_tokens", self.buffers[0]["template_tokens"])
+        self._bind(1, stage_input_names(0)[0], self.buffers[0][TEMPLATE_OUTPUT])
         for k in range(1, self.num_stages):
-            self._bind(k + 1, "carry_in", self.buffers[k]["carry"])
-            self._bind(k + 1, "prev_score", self.buffers[k]["score_map"])
+            carry_in, prev_score = stage_input_names(k)
+            self._bind(k + 1, carry_in, self.buffers[k][self._out["carry"]])
+            self._bind(k + 1, prev_score, self.buffers[k][self._out["score_map"]])
         for i, ctx in enumerate(self.contexts):
             for name, tensor in self.buffers[i].items():
                 ctx.set_tensor_address(name, tensor.data_ptr())
-        self._small = ["score_map", "size_map", "offset_map", "box", "iou"]
         self.name = f"tensorrt-{self.precision}"
 
     def _load_or_build(self, graph: str, fp16: bool):
@@ -148,7 +151,7 @@ class TensorRTBackend(StagedBackend):
 
     def set_template(self, template: np.ndarray) -> None:
         with self.torch.cuda.stream(self.stream):
-            self.buffers[0]["template"].copy_(self.torch.from_numpy(np.ascontiguousarray(template)), non_blocking=False)
+            self.buffers[0][TEMPLATE_INPUT].copy_(self.torch.from_numpy(np.ascontiguousarray(template)), non_blocking=False)
             self._execute(0)
         self.stream.synchronize()
 
@@ -157,8 +160,8 @@ class TensorRTBackend(StagedBackend):
         bufs = self.buffers[stage + 1]
         with torch.cuda.stream(self.stream):
             if stage == 0:
-                bufs["search"].copy_(torch.from_numpy(np.ascontiguousarray(search)), non_blocking=False)
+                bufs[stage_input_names(0)[1]].copy_(torch.from_numpy(np.ascontiguousarray(search)), non_blocking=False)
             self._execute(stage + 1)
-            small = torch.cat([bufs[n].float().flatten() for n in self._small]).cpu()  # one sync per stage
-        small = small.numpy()
-        return result_from_flat(small, bufs["score_map"].shape[-1])
+            heads = [bufs[self._out[n]] for n in HEAD_OUTPUTS]
+            flat = torch.cat([t.float().flatten() for t in heads]).cpu()  # one sync per stage
+        return StageResult.from_flat(flat.numpy(), heads[0].shape[-1])

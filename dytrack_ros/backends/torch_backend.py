@@ -1,5 +1,6 @@
-"""PyTorch backend: CPU or CUDA. On CUDA the carry stays on the GPU between stages and each stage can be
-captured once as a CUDA graph (static input/output buffers, replayed every frame)."""
+"""PyTorch backend: CPU or CUDA. It runs the same stage modules that export writes to ONNX (model.StageGraph).
+On CUDA the carry stays on the GPU between stages and each stage can be captured once as a CUDA graph (static
+input/output buffers, replayed every frame)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,21 +8,21 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..model import DyTrack
-from .base import StagedBackend, StageResult, result_from_flat
+from ..contract import HEAD_OUTPUTS, STAGE_OUTPUTS, BackendError, StagedBackend, StageResult
+from ..model import DyTrackNet, StageGraph
 
 
 class TorchBackend(StagedBackend):
     name = "torch"
 
-    def __init__(self, model: DyTrack, device: str = "cpu", cuda_graphs: bool = True, threads: int = 0):
+    def __init__(self, model: DyTrackNet, device: str = "cpu", cuda_graphs: bool = True, threads: int = 0):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            from .base import BackendError
             raise BackendError("torch backend asked for CUDA but torch.cuda.is_available() is False")
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
         self.model = model.to(self.device).eval()
+        self.stages = [StageGraph(self.model, k) for k in range(model.cfg.num_stages)]
         self.num_stages = model.cfg.num_stages
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
         self._template = None
@@ -40,10 +41,7 @@ class TorchBackend(StagedBackend):
             self._template.copy_(tokens)  # graphs read this buffer: update in place
 
     def _eager(self, stage, a, b):
-        if stage == 0:
-            carry = torch.cat([a, self.model.embed_search(b)], dim=1)
-            return self.model.run_stage(0, carry)
-        return self.model.run_stage(stage, a, b)
+        return dict(zip(STAGE_OUTPUTS, self.stages[stage](a, b)))
 
     def _graph_stage(self, stage, a, b):
         if stage not in self._graphs:
@@ -77,6 +75,5 @@ class TorchBackend(StagedBackend):
         out = self._graph_stage(stage, a, b) if self.use_graphs else self._eager(stage, a, b)
         self._carry, self._prev_score = out["carry"], out["score_map"]
         # one host transfer per stage: the small head outputs, never the tokens
-        small = torch.cat([out["score_map"].flatten(), out["size_map"].flatten(), out["offset_map"].flatten(),
-                           out["box"].flatten(), out["iou"].flatten()]).float().cpu().numpy()
-        return result_from_flat(small, self.model.cfg.search_grid)
+        flat = torch.cat([out[n].flatten() for n in HEAD_OUTPUTS]).float().cpu().numpy()
+        return StageResult.from_flat(flat, self.model.cfg.search_grid)

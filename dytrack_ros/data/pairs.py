@@ -116,7 +116,6 @@ def build_frame_cache(sequences, path: str, cache_size: int = CACHE_SIZE, factor
     Returns (memmap array (N, S, S, 3), index: list of (sequence number, frame number, target w, h in cache px))."""
     import json
     import os
-    import cv2
     from tqdm import tqdm
     index = []
     for si, seq in enumerate(sequences):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence as Seq, Union
+from dataclasses import dataclass
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np

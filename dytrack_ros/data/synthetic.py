@@ -8,7 +8,7 @@ target), while the camera pans. Every frame's box is known exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.realdata import load_split, realdata_root
 from ..data.sequences import READERS, Sequence, generated_suite
-from ..tracking.factory import build_tracker
+from ..runtime import build_tracker
 from . import machine
 from .metrics import forward_backward_error
 from .peers import CLASSICAL, OpenCVTracker

@@ -18,8 +18,8 @@ import os
 
 import numpy as np
 
-from ..backends.base import MANIFEST_NAME
-from ..tracking.factory import build_tracker
+from ..contract import Manifest
+from ..runtime import build_tracker
 from . import machine
 from ..data.realdata import load_split, realdata_root
 from ..data.sequences import Sequence, generated_suite
@@ -66,18 +66,14 @@ def main(argv=None):
             calib = generated_suite(args.sequences, args.length, seed=args.seed + 50_000, split="train")
             source = "sequences from training photos"
         th, full, table = calibrate_thresholds(tracker, calib)
-        path = os.path.join(args.model, MANIFEST_NAME)
-        manifest = json.load(open(path))
-        manifest["exit_thresholds"] = th
-        manifest["threshold_calibration"] = {
+        calibration = {
             "rule": f"fewest mean stages with AUC >= 0.98 x full depth, on {source}",
             "full_depth_auc": full["auc"], "sweep": {str(t): {"auc": r["auc"], "mean_stages": r["mean_stages"]}
                                                      for t, r in table.items()}}
-        with open(path, "w") as f:
-            json.dump(manifest, f, indent=2)
+        Manifest.read(args.model).update(exit_thresholds=th, threshold_calibration=calibration)
         tracker.set_thresholds(th)
-        out["calibration"] = manifest["threshold_calibration"]
-        print(f"calibrated thresholds {th} on {source} (written to {path})", flush=True)
+        out["calibration"] = calibration
+        print(f"calibrated thresholds {th} on {source} (written to {args.model}/manifest.json)", flush=True)
     out["thresholds"] = list(tracker.params.thresholds)
     out["results"] = {}
     suite = None
@@ -134,7 +130,7 @@ def sequences_table() -> str:
 def ablation_run(folder: str, suite, name: str, threads: int) -> dict:
     """Success AUC with each exit forced, for one trained variant (its model.pt, torch backend)."""
     t = build_tracker(folder, "torch", device="cpu", threads=threads)
-    return {f"exit {k}": evaluate_dytrack(t, suite, force_stage=k, desc=f"{name} exit {k}")["auc"]
+    return {f"exit {k}": evaluate_dytrack(t, suite, force_stages=k, desc=f"{name} exit {k}")["auc"]
             for k in range(1, t.num_stages + 1)}
 
 

@@ -14,7 +14,7 @@ import json
 import cv2
 import numpy as np
 
-from ..tracking.factory import build_tracker
+from ..runtime import build_tracker
 from ..tracking.tracker import LOST
 from .peers import OpenCVTracker
 

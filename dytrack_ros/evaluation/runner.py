@@ -21,17 +21,17 @@ class RunResult:
     states: Optional[np.ndarray] = None  # DyTrack only: tracker state per tracked frame (TRACKING / LOST)
 
 
-def run_dytrack(tracker, seq: Sequence, force_stage: Optional[int] = None) -> RunResult:
+def run_dytrack(tracker, seq: Sequence, force_stages: Optional[int] = None) -> RunResult:
     boxes = np.zeros((len(seq), 4))
     boxes[0] = tracker.initialize(seq.frame(0), seq.boxes[0])
     times, stages, states = [], [], []
     for i in range(1, len(seq)):
         frame = seq.frame(i)
         t0 = time.perf_counter()
-        r = tracker.track(frame, force_stage=force_stage)
+        r = tracker.track(frame, force_stages=force_stages)
         times.append((time.perf_counter() - t0) * 1000)
         boxes[i] = r.box
-        stages.append(r.stage)
+        stages.append(r.stages_run)
         states.append(r.state)
     return RunResult(seq.name, boxes, np.array(times), np.array(stages), np.array(states))
 
@@ -68,8 +68,8 @@ def warm_up(tracker, seq: Sequence, frames: int = 30, dytrack: bool = True) -> N
     (run_dytrack if dytrack else run_peer)(tracker, short)
 
 
-def evaluate_dytrack(tracker, suite: Seq[Sequence], force_stage: Optional[int] = None, desc: str = "") -> dict:
-    runs = [run_dytrack(tracker, s, force_stage) for s in tqdm(suite, desc=desc or "dytrack", leave=False)]
+def evaluate_dytrack(tracker, suite: Seq[Sequence], force_stages: Optional[int] = None, desc: str = "") -> dict:
+    runs = [run_dytrack(tracker, s, force_stages) for s in tqdm(suite, desc=desc or "dytrack", leave=False)]
     return summarize(runs, suite, tracker.num_stages)
 
 
@@ -125,7 +125,7 @@ def dytrack_variants(tracker, thresholds, calibrated) -> dict:
     k = tracker.num_stages
 
     def forced(stage):
-        return lambda seq: run_dytrack(tracker, seq, force_stage=stage)
+        return lambda seq: run_dytrack(tracker, seq, force_stages=stage)
 
     def dynamic(th):
         def run(seq):

@@ -7,13 +7,12 @@ optionally write the best value into the model's manifest ("tracker" section).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-from ..backends.base import MANIFEST_NAME
+from ..contract import Manifest
 from ..data.realdata import load_split
 from ..data.sequences import Sequence
-from ..tracking.factory import TUNABLE, build_tracker
+from ..runtime import TUNABLE, build_tracker
 from . import machine
 from .runner import run_dytrack, run_variants, summarize
 
@@ -45,7 +44,7 @@ def main(argv=None):
     def variant(v):
         def run(seq):
             setattr(tracker.params, name, v)
-            return run_dytrack(tracker, seq, force_stage=k)
+            return run_dytrack(tracker, seq, force_stages=k)
         return run
     runs = run_variants({v: variant(v) for v in values}, suite, f"tune {name}")
     table = {v: summarize(rr, suite, k)["auc"] for v, rr in runs.items()}
@@ -65,11 +64,8 @@ def main(argv=None):
                 f.write("# Tracker settings tuned on real training video\n\n")
             f.write("\n".join(lines) + "\n")
     if args.write:
-        path = os.path.join(args.model, MANIFEST_NAME)
-        manifest = json.load(open(path))
-        manifest.setdefault("tracker", {})[name] = best
-        with open(path, "w") as f:
-            json.dump(manifest, f, indent=2)
+        manifest = Manifest.read(args.model)
+        manifest.update(tracker={**manifest.tracker_settings, name: best})
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@ from typing import Optional, Tuple
 import torch
 
 from .config import ModelConfig
-from .dytrack import DyTrack
+from .dytrack import DyTrackNet
 
 
 class ModelFileError(RuntimeError):
     """A model file is missing, unreadable or does not match its config."""
 
 
-def save_checkpoint(path: str, model: DyTrack, extra: Optional[dict] = None) -> None:
+def save_checkpoint(path: str, model: DyTrackNet, extra: Optional[dict] = None) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     state = {k: v for k, v in model.state_dict().items()}
     payload = {"config": model.cfg.to_dict(), "state_dict": state, "extra": extra or {}}
@@ -23,7 +23,7 @@ def save_checkpoint(path: str, model: DyTrack, extra: Optional[dict] = None) -> 
     os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
 
 
-def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[DyTrack, dict]:
+def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[DyTrackNet, dict]:
     if not os.path.isfile(path):
         raise ModelFileError(f"model file not found: {path}")
     try:
@@ -33,7 +33,7 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[DyTrack, dict
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise ModelFileError(f"model file {path} is not a DyTrack checkpoint (no config/state_dict)")
     cfg = ModelConfig.from_dict(payload["config"])
-    model = DyTrack(cfg, load_pretrained=False)
+    model = DyTrackNet(cfg, load_pretrained=False)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

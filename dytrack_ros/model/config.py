@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Tuple
 
 RECYCLING_SCHEMAS = ("tokens_and_prediction", "tokens", "none")
@@ -78,6 +77,3 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)

@@ -1,10 +1,10 @@
 """DyTrack: a one-stream ViT over template + search tokens, cut into stages, with an exit after each stage.
 
-Inference contract (what every backend implements, see backends/base.py):
+Inference contract (what every backend implements, see dytrack_ros/contract.py):
   template tokens  = embed_template(template crop)                      once per target
   stage 0          : (template tokens, search crop)      -> outputs        every frame
   stage k > 0      : (carry from stage k-1, its score map) -> outputs      only if stage k-1 did not exit
-  outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), iou score
+  outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), score (predicted IoU)
 
 Feature recycling (cfg.recycling) decides what a stage hands on:
   "tokens_and_prediction" (default): the previous stage's output tokens, plus its score map embedded and
@@ -26,10 +26,10 @@ from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
 from .vit import Block
 
-OUTPUT_NAMES = ("carry", "score_map", "size_map", "offset_map", "box", "iou")
+from ..contract import STAGE_OUTPUTS
 
 
-class DyTrack(nn.Module):
+class DyTrackNet(nn.Module):
     def __init__(self, cfg: ModelConfig, load_pretrained: Optional[bool] = None):
         super().__init__()
         self.cfg = cfg
@@ -80,13 +80,14 @@ class DyTrack(nn.Module):
         nt = self.cfg.num_template_tokens
         x = self.exit_norms[stage](tokens)
         search = x[:, nt:]
-        score, size, offset = self.exit_heads[stage](search)
-        box, idx = decode_box(score, size, offset)
+        score_map, size, offset = self.exit_heads[stage](search)
+        box, idx = decode_box(score_map, size, offset)
         peak_token = search.gather(1, idx.view(-1, 1, 1).expand(-1, 1, search.shape[2])).squeeze(1)
-        peak_score = score.flatten(1).max(dim=1).values
-        iou = self.iou_heads[stage](peak_token.detach(), x[:, :nt].mean(1).detach(), peak_score.detach(),
-                                    box[:, 2:].detach())
-        return {"score_map": score, "size_map": size, "offset_map": offset, "box": box, "iou": iou,
+        peak = score_map.flatten(1).max(dim=1).values
+        # the exit's score: its predicted IoU of its own box
+        score = self.iou_heads[stage](peak_token.detach(), x[:, :nt].mean(1).detach(), peak.detach(),
+                                      box[:, 2:].detach())
+        return {"score_map": score_map, "size_map": size, "offset_map": offset, "box": box, "score": score,
                 "search_features": search}
 
     def run_stage(self, stage: int, carry: torch.Tensor, prev_score: Optional[torch.Tensor] = None):
@@ -105,8 +106,11 @@ class DyTrack(nn.Module):
     # ---- whole network ------------------------------------------------------------------------------
     def forward(self, template: torch.Tensor, search: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
         """Runs stages 0..num_stages-1 (all by default) and returns every exit's outputs (used in training)."""
-        tokens = torch.cat([self.embed_template(template), self.embed_search(search)], dim=1)
-        return self.forward_tokens(tokens, num_stages)
+        return self.forward_tokens(self.first_stage_tokens(self.embed_template(template), search), num_stages)
+
+    def first_stage_tokens(self, template_tokens: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """Stage 0's input: the template tokens (computed once per target) beside this frame's search tokens."""
+        return torch.cat([template_tokens, self.embed_search(search)], dim=1)
 
     def forward_tokens(self, tokens: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
         outs, carry, prev = [], tokens, None
@@ -123,7 +127,7 @@ class DyTrack(nn.Module):
 class TemplateGraph(nn.Module):
     """Export wrapper: template crop -> template tokens."""
 
-    def __init__(self, model: DyTrack):
+    def __init__(self, model: DyTrackNet):
         super().__init__()
         self.model = model
 
@@ -132,20 +136,17 @@ class TemplateGraph(nn.Module):
 
 
 class StageGraph(nn.Module):
-    """Export wrapper for one stage with fixed tensor inputs/outputs (OUTPUT_NAMES order)."""
+    """One stage with fixed tensor inputs and outputs (STAGE_OUTPUTS order): what export writes to ONNX and what
+    the torch backend runs."""
 
-    def __init__(self, model: DyTrack, stage: int):
+    def __init__(self, model: DyTrackNet, stage: int):
         super().__init__()
         self.model, self.stage = model, stage
 
     def forward(self, a, b):
         if self.stage == 0:   # a = template tokens, b = search crop
-            carry = torch.cat([a, self.model.embed_search(b)], dim=1)
-            out = self.model.run_stage(0, carry)
+            out = self.model.run_stage(0, self.model.first_stage_tokens(a, b))
         else:                 # a = carry, b = previous score map
             out = self.model.run_stage(self.stage, a, b)
-        return tuple(out[n] for n in OUTPUT_NAMES)
+        return tuple(out[n] for n in STAGE_OUTPUTS)
 
-
-def stage_input_names(stage: int):
-    return ("template_tokens", "search") if stage == 0 else ("carry_in", "prev_score")

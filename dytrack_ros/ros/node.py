@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty
 from std_srvs.srv import Trigger
@@ -28,7 +29,7 @@ from dytrack_ros.msg import TargetBox, TrackedTarget
 
 from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
-from ..tracking.factory import build_tracker, read_model_info
+from ..runtime import build_tracker, model_manifest
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
 from .transport import TransportWatch
@@ -57,9 +58,9 @@ class TrackerNode(Node):
         self.p = self._declare_parameters()
         self.model_path = resolve_model_path(self.p.model_path)
         try:
-            info = read_model_info(self.model_path)
-            thresholds = self._declare_thresholds(info)
-            validate(self.p, info["num_stages"])
+            manifest = model_manifest(self.model_path)
+            thresholds = self._declare_thresholds(manifest)
+            validate(self.p, manifest.num_stages)
             self.tracker = build_tracker(self.model_path, self.p.backend, self.p.device, self.p.threads,
                                          thresholds=thresholds, search_factor=self.p.search_factor or None,
                                          lost_threshold=self.p.lost_threshold)
@@ -67,6 +68,7 @@ class TrackerNode(Node):
             raise SystemExit(f"dytrack tracker cannot start: {exc}") from exc
         self.stats = RollingStats(self.tracker.num_stages)
         self._bad_log = {}                   # kind of input -> (window start, lines logged, suppressed)
+        self._target_id = 0                  # counts accepted init boxes: a detection's id changes with the target
         self.backend_name = self.tracker.backend.name
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -120,10 +122,10 @@ class TrackerNode(Node):
             setattr(p, name, as_float(name, value) if isinstance(default, float) else value)
         return p
 
-    def _declare_thresholds(self, info):
+    def _declare_thresholds(self, manifest):
         desc = ParameterDescriptor(description="per-stage exit thresholds (predicted IoU, 0..1)", dynamic_typing=True)
         values = as_float_list("exit_thresholds", self.declare_parameter(
-            "exit_thresholds", [float(x) for x in info["exit_thresholds"]], desc).value)
+            "exit_thresholds", manifest.exit_thresholds, desc).value)
         self.p.exit_thresholds = values
         return values
 
@@ -269,6 +271,7 @@ class TrackerNode(Node):
             box = self.tracker.initialize(frame, list(req.box))
         except InvalidBoxError as exc:
             return self._bad_message("init box", exc)
+        self._target_id += 1
         if not np.allclose(box, req.box):
             self.get_logger().warning(f"init box {list(req.box)} reaches outside the {frame.shape[1]}x{frame.shape[0]} "
                                       f"image: clipped to {np.round(box, 1).tolist()}")
@@ -284,16 +287,23 @@ class TrackerNode(Node):
         out.state = {TRACKING: TrackedTarget.STATE_TRACKING, LOST: TrackedTarget.STATE_LOST}.get(
             r.state, TrackedTarget.STATE_IDLE)
         out.x, out.y, out.width, out.height = (float(v) for v in r.box)
-        out.confidence, out.exit_stage, out.num_stages = float(r.score), int(r.stage), int(self.tracker.num_stages)
+        out.score, out.stages_run, out.num_stages = float(r.score), int(r.stages_run), int(self.tracker.num_stages)
         out.inference_ms, out.latency_ms, out.dropped_frames = float(r.inference_ms), float(latency_ms), int(dropped)
+        out.camera_latency_ms = self._since_stamp_ms(header.stamp)
         self.target_pub.publish(out)
-        self.stats.processed(latency_ms, r.inference_ms, r.stage)
+        self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
         self._publish_extras(header, frame, r)
         if self.p.log_results:
             self.get_logger().info(
                 f"t={header.stamp.sec}.{header.stamp.nanosec:09d} box=[{r.box[0]:.1f}, {r.box[1]:.1f}, "
-                f"{r.box[2]:.1f}, {r.box[3]:.1f}] stage={r.stage}/{self.tracker.num_stages} score={r.score:.2f} "
+                f"{r.box[2]:.1f}, {r.box[3]:.1f}] stage={r.stages_run}/{self.tracker.num_stages} score={r.score:.2f} "
                 f"state={STATE_NAMES[r.state]} inference={r.inference_ms:.1f}ms latency={latency_ms:.1f}ms")
+
+    def _since_stamp_ms(self, stamp) -> float:
+        """Camera-to-result latency on the node's clock (sim time when use_sim_time is set)."""
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            return float("nan")
+        return (self.get_clock().now() - Time.from_msg(stamp, clock_type=self.get_clock().clock_type)).nanoseconds / 1e6
 
     def _publish_extras(self, header, frame, r) -> None:
         x, y, w, h = (float(v) for v in r.box)
@@ -305,7 +315,7 @@ class TrackerNode(Node):
         self.marker_pub.publish(marker)
         if self.det_pub is not None and r.state == TRACKING:   # LOST: no detection (the held box is in ~/target)
             det = Detection2D()
-            det.header = header
+            det.header, det.id = header, str(self._target_id)
             det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
             det.bbox.size_x, det.bbox.size_y = w, h
             hyp = ObjectHypothesisWithPose()
@@ -319,7 +329,7 @@ class TrackerNode(Node):
             img = frame.copy()
             color = (0, 220, 0) if r.state == TRACKING else (0, 0, 255)
             cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), color, 2)
-            cv2.putText(img, f"stage {r.stage}/{self.tracker.num_stages} score {r.score:.2f}", (int(x), max(int(y) - 6, 12)),
+            cv2.putText(img, f"stage {r.stages_run}/{self.tracker.num_stages} score {r.score:.2f}", (int(x), max(int(y) - 6, 12)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
             self.debug_pub.publish(bgr_to_image(img, header, Image))
 

@@ -68,8 +68,8 @@ class Player(Node):
         self.results[key] = msg
         if self.args.print_results:
             print(f"frame t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
-                  f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.exit_stage}/{msg.num_stages} "
-                  f"score={msg.confidence:.2f} state={STATE.get(msg.state, msg.state)} "
+                  f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.stages_run}/{msg.num_stages} "
+                  f"score={msg.score:.2f} state={STATE.get(msg.state, msg.state)} "
                   f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms", flush=True)
 
 
@@ -129,7 +129,7 @@ def main(argv=None):
         pass
     results = list(node.results.values())
     if results:
-        stages = np.array([r.exit_stage for r in results])
+        stages = np.array([r.stages_run for r in results])
         lat = np.array([r.latency_ms for r in results])
         inf = np.array([r.inference_ms for r in results])
         hist = np.bincount(stages, minlength=results[0].num_stages + 1)[1:]
@@ -157,7 +157,7 @@ def write_video(path, frames, stamps, results, fps):
             color = (0, 220, 0) if r.state == 1 else (0, 0, 255)
             p0, p1 = (int(r.x), int(r.y)), (int(r.x + r.width), int(r.y + r.height))
             cv2.rectangle(frame, p0, p1, color, 2)
-            cv2.putText(frame, f"stage {r.exit_stage}/{r.num_stages} {r.confidence:.2f} {r.inference_ms:.0f}ms",
+            cv2.putText(frame, f"stage {r.stages_run}/{r.num_stages} {r.score:.2f} {r.inference_ms:.0f}ms",
                         (p0[0], max(p0[1] - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
         writer.write(frame)
     writer.release()

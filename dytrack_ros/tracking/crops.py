@@ -11,8 +11,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-PIXEL_MEAN = 127.0   # EfficientNet-Lite's normalisation: (x - 127) / 128 on RGB
-PIXEL_SCALE = 128.0
+from ..contract import PIXEL_MEAN, PIXEL_SCALE
 
 
 def crop_side(box, factor: float) -> float:

@@ -1,7 +1,7 @@
 """The per-sequence tracker: template, search crops, the early-exit policy and box back-projection.
 
-Exit policy: run stage 0; if its predicted IoU >= thresholds[0], stop and use its box, else run stage 1, and so
-on; the last stage always answers. `force_stage` runs exactly that many stages (for evaluation).
+Exit policy: run stage 0; if its score (predicted IoU) >= thresholds[0], stop and use its box, else run stage 1, and so
+on; the last stage always answers. `force_stages` runs exactly that many stages (for evaluation).
 Lost state: when the answering exit's score is under lost_threshold, or less than min_visible of the estimated
 box lies inside the image (the target left the view), the target is reported LOST, the state box is kept where
 it was last seen with confidence, and the search area grows each lost frame (up to max_search_growth) so the
@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..backends.base import StagedBackend
+from ..contract import StagedBackend
 from .crops import (box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box, to_network_input)
 
 IDLE, TRACKING, LOST = 0, 1, 2
@@ -55,8 +55,7 @@ class TrackerParams:
 class TrackResult:
     box: np.ndarray          # (x, y, w, h) image pixels
     score: float             # predicted IoU of the answering exit
-    stage: int               # 1-based stage that answered
-    stages_run: int
+    stages_run: int          # 1 .. num_stages: the exit of stage stages_run - 1 answered
     state: int
     inference_ms: float
     stage_scores: List[float]
@@ -125,7 +124,7 @@ class DyTracker:
         self.init_size = b[2:].copy()
         return b
 
-    def track(self, frame: np.ndarray, force_stage: Optional[int] = None) -> TrackResult:
+    def track(self, frame: np.ndarray, force_stages: Optional[int] = None) -> TrackResult:
         if self.state == IDLE:
             raise RuntimeError("tracker is not initialised: call initialize(frame, box) first")
         frame = validate_frame(frame)
@@ -135,17 +134,17 @@ class DyTracker:
         side = crop_side(self.box, p.search_factor) * self.growth
         search = to_network_input(crop_and_resize(frame, center, side, p.search_size))
         scores = []
-        last = self.num_stages if force_stage is None else int(np.clip(force_stage, 1, self.num_stages))
+        last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         for k in range(last):
             result = self.backend.run_stage(k, search if k == 0 else None)
-            scores.append(result.iou)
-            if force_stage is None and result.iou >= p.thresholds[k]:
+            scores.append(result.score)
+            if force_stages is None and result.score >= p.thresholds[k]:
                 break
         h, w = frame.shape[:2]
         estimate = self._bound_size(self._smooth_size(crop_units_to_box(self._decode(result), center, side)))
         box = clip_box(estimate, w, h, p.min_box_side)
         visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
-        score = result.iou
+        score = result.score
         if score >= p.lost_threshold and visible >= p.min_visible:
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
         else:
@@ -159,8 +158,7 @@ class DyTracker:
             else:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
-        return TrackResult(box=box, score=score, stage=len(scores),
-                           stages_run=len(scores), state=self.state,
+        return TrackResult(box=box, score=score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)
 
     def _smooth_size(self, box: np.ndarray) -> np.ndarray:

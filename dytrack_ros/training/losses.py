@@ -6,7 +6,6 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..model.heads import decode_box
 
 
 def cxcywh_to_xyxy(b):
@@ -76,7 +75,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
     (absent samples only train the IoU score, towards 0). Returns the total and its parts (for logging)."""
     if present is not None and not bool(present.all()):
         keep = present > 0.5
-        absent_ious = torch.stack([o["iou"][~keep] for o in outs])      # (stages, n_absent)
+        absent_ious = torch.stack([o["score"][~keep] for o in outs])      # (stages, n_absent)
         absent_loss = F.smooth_l1_loss(absent_ious, torch.zeros_like(absent_ious), beta=0.1)
         if not bool(keep.any()):
             return {"total": iou_weight * absent_loss, "iou_absent": absent_loss.detach()}
@@ -102,7 +101,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         l1 = F.l1_loss(box, gt)
         with torch.no_grad():
             achieved, _ = box_iou_and_giou(out["box"], gt)   # IoU of the box this exit would really output
-        iou_loss = F.smooth_l1_loss(out["iou"], achieved, beta=0.1)
+        iou_loss = F.smooth_l1_loss(out["score"], achieved, beta=0.1)
         total = total + w * (fl + giou_weight * (1 - giou).mean() + l1_weight * l1) + iou_weight * iou_loss
         parts[f"focal{k}"], parts[f"giou{k}"], parts[f"iou_err{k}"] = fl.detach(), giou.mean().detach(), iou_loss.detach()
         parts[f"box_iou{k}"] = achieved.mean()

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..model import DyTrack, ModelConfig, load_checkpoint, save_checkpoint
+from ..model import DyTrackNet, ModelConfig, load_checkpoint, save_checkpoint
 from .losses import dytrack_loss
 
 
@@ -51,6 +51,9 @@ def parse_args(argv=None):
                    help="share of pairs whose search crop lacks the target (trains the IoU score towards 0)")
     p.add_argument("--trainable", choices=["all", "iou_heads"], default="all",
                    help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init)")
+    p.add_argument("--stem-lr-scale", type=float, default=0.0,
+                   help="> 0: also fine-tune the pretrained stem's convolutions at this share of --lr (its "
+                        "BatchNorm statistics and affine terms stay frozen); 0: the stem stays frozen")
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -137,7 +140,7 @@ def main(argv=None):
         if args.recycling:
             cfg.recycling = args.recycling
             cfg.__post_init__()
-        model = DyTrack(cfg)
+        model = DyTrackNet(cfg)
         if init_model is not None:
             model.load_state_dict(init_model.state_dict())
         opt_state = None
@@ -147,8 +150,19 @@ def main(argv=None):
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("iou_heads."))
         model.eval()  # frozen BatchNorm in the exit heads; the IoU heads have none
+    stem_params = []
+    if args.stem_lr_scale > 0 and args.trainable == "all":
+        # convolutions and squeeze-excite layers only: with batch 32 of one crop size, BatchNorm stays as pretrained
+        stem_params = [p for m in model.stem.modules() if not isinstance(m, torch.nn.BatchNorm2d)
+                       for p in m.parameters(recurse=False)]
+        for p in stem_params:
+            p.requires_grad_(True)
+    stem_ids = {id(p) for p in stem_params}
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    groups = [{"params": [p for p in params if id(p) not in stem_ids], "lr_scale": 1.0}]
+    if stem_params:
+        groups.append({"params": stem_params, "lr_scale": args.stem_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     if opt_state:
         opt.load_state_dict(opt_state)
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
@@ -169,7 +183,7 @@ def main(argv=None):
     for step in bar:
         template, search, gt, present = (t.to(device, non_blocking=True) for t in next(batches))
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args)
+            g["lr"] = lr_at(step, args) * g.get("lr_scale", 1.0)
         outs = net(template, search)
         parts = dytrack_loss(model, outs, gt, exit_weights(step, args, cfg.num_stages), args.distill_weight,
                              present=present)

@@ -1,6 +1,6 @@
 """Per-stage latency of every backend present, and end-to-end tracker fps: dynamic exits vs forced full depth.
 
-    python benchmarks/backends.py --model models/dytrack_small [--out benchmarks/BACKENDS.md]
+    dytrack-bench-backends --model models/dytrack_small [--out benchmarks/BACKENDS.md]
 
 Same crops and frames for every backend, one process, one run. Writes a Markdown table with the machine and date.
 """
@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from dytrack_ros.backends import BackendError, available_backends, create_backend  # noqa: E402
-from dytrack_ros.evaluation import machine  # noqa: E402
-from dytrack_ros.data.sequences import generated_suite  # noqa: E402
-from dytrack_ros.evaluation.runner import run_dytrack  # noqa: E402
-from dytrack_ros.tracking.factory import build_tracker, read_model_info  # noqa: E402
-from dytrack_ros.tracking.crops import box_center, crop_and_resize, crop_side, to_network_input  # noqa: E402
+from ..backends import BackendError, available_backends, create_backend
+from ..data.sequences import generated_suite
+from ..runtime import build_tracker, model_manifest
+from ..tracking.crops import box_center, crop_and_resize, crop_side, to_network_input
+from . import machine
+from .runner import run_dytrack
 
 
 def stage_latency(backend, template, search, repeats):
@@ -46,7 +43,7 @@ def main(argv=None):
     p.add_argument("--sequences", type=int, default=6)
     p.add_argument("--length", type=int, default=100)
     args = p.parse_args(argv)
-    info = read_model_info(args.model)
+    info = model_manifest(args.model).data
     suite = generated_suite(args.sequences, args.length, seed=7000)
     f0, b0 = suite[0].frame(0), suite[0].boxes[0]
     template = to_network_input(crop_and_resize(f0, box_center(b0), crop_side(b0, info["template_factor"]),
@@ -71,7 +68,7 @@ def main(argv=None):
         tracker = build_tracker(args.model, name, device=device, threads=args.threads)
         res = {}
         for label, force in (("dynamic (calibrated thresholds)", None), ("full depth (forced)", info["num_stages"])):
-            runs = [run_dytrack(tracker, s, force_stage=force) for s in suite]
+            runs = [run_dytrack(tracker, s, force_stages=force) for s in suite]
             ms = np.concatenate([r.times_ms for r in runs])
             st = np.concatenate([r.stages for r in runs])
             res[label] = (float(np.mean(ms)), float(np.mean(st)))
@@ -79,7 +76,7 @@ def main(argv=None):
     k = info["num_stages"]
     lines = ["# Backend latency", "", f"- machine: {machine.describe()}", f"- date: {machine.today()}",
              f"- model: `{args.model}`, thresholds {info['exit_thresholds']}; threads: {args.threads or 'runtime default'}",
-             f"- command: `python benchmarks/backends.py --model {args.model}`", "",
+             f"- command: `dytrack-bench-backends --model {args.model}`", "",
              "## Per-stage latency (median of %d, ms; stage 1 includes the search crop's convolutional stem)" % args.repeats,
              "", "| backend | " + " | ".join(f"stage {i + 1}" for i in range(k)) + " | all stages |",
              "|---|" + "---|" * (k + 1)]

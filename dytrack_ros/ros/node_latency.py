@@ -1,6 +1,6 @@
 """The node's added latency over the bare tracker, over a real DDS graph between processes.
 
-    python benchmarks/node_latency.py --model models/dytrack_small [--out benchmarks/NODE_LATENCY.md]
+    dytrack-bench-node --model models/dytrack_small [--out benchmarks/NODE_LATENCY.md]
 
 Publishes 640x480 frames of held-out sequences at a camera rate to the node (a separate process) and reads the
 TrackedTarget it publishes. Per frame: inference_ms (tracker, inside the node), latency_ms (node: image received ->
@@ -20,8 +20,7 @@ import uuid
 import cv2
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(ROOT, "config", "fastdds_large_data.xml"))
 
@@ -44,7 +43,7 @@ def main(argv=None):
     from dytrack_ros.evaluation.runner import run_dytrack
     from dytrack_ros.data.sequences import Sequence
     from dytrack_ros.ros.image_conversion import bgr_to_image
-    from dytrack_ros.tracking.factory import build_tracker
+    from dytrack_ros.runtime import build_tracker
 
     suite = generated_suite(args.sequences, args.length, seed=9100)
     scaled = []
@@ -100,7 +99,7 @@ def main(argv=None):
     pct = lambda x: f"{np.percentile(x, 50):.2f} / {np.percentile(x, 95):.2f}"
     lines = ["# Node latency over the bare tracker", "", f"- machine: {machine.describe()}", f"- date: {machine.today()}",
              f"- {len(rows)} results for {len(sent)} frames (640x480 bgr8, {args.rate:.0f} Hz, reliable QoS, Fast DDS "
-             f"shared memory profile), backend {args.backend}", f"- command: `python benchmarks/node_latency.py`", "",
+             f"shared memory profile), backend {args.backend}", "- command: `dytrack-bench-node`", "",
              "| measure | p50 / p95 ms |", "|---|---|",
              f"| bare tracker in-process, same frames | {pct(bare_ms)} |",
              f"| tracker inside the node (inference_ms) | {pct(inf)} |",

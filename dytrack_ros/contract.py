@@ -1,0 +1,239 @@
+"""The contract between the network, the backends and the tracker. Imports nothing else of this package.
+
+A model folder holds `template.onnx`, `stage{k}.onnx` (k = 0 .. n-1), `manifest.json` and usually `model.pt`.
+A backend runs them behind one staged interface and holds the template tokens and the carry between stages
+itself (on the GPU for GPU backends), so the tracker hands in crops and reads back small outputs:
+
+    set_template(template)      template: float32 (1, 3, T, T), normalised as NORMALIZATION says
+    run_stage(0, search)        search:   float32 (1, 3, S, S)
+    run_stage(k)                k > 0: continues from what stage k-1 left
+
+Stages are numbered from 0 wherever an index is meant (run_stage, stage{k}.onnx, exit_thresholds[k]); a result
+reports `stages_run` (a count, 1 .. n): the exit of stage stages_run - 1 produced the box. One quantity, `score`,
+is the exit's predicted IoU of its own box, from the network output to the ROS message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+MANIFEST_NAME = "manifest.json"
+CHECKPOINT_NAME = "model.pt"
+MANIFEST_FORMAT = "dytrack-staged-onnx/1"
+
+# pixel normalisation of every crop the network sees: (RGB pixel - mean) / scale
+PIXEL_MEAN = 127.0
+PIXEL_SCALE = 128.0
+
+# one stage graph's outputs, in this order (the exporter names them so; backends read them by position)
+STAGE_OUTPUTS = ("carry", "score_map", "size_map", "offset_map", "box", "score")
+# what the tracker reads; GPU backends copy these back as one flat float array, in this order
+HEAD_OUTPUTS = ("score_map", "size_map", "offset_map", "box", "score")
+TEMPLATE_INPUT, TEMPLATE_OUTPUT = "template", "template_tokens"
+
+# exit thresholds of a model nobody has calibrated: exit early on a confident score, the last stage always answers
+UNCALIBRATED_EXIT_THRESHOLD = 0.6
+
+
+def stage_input_names(stage: int) -> tuple:
+    """Stage 0 embeds the search crop beside the template tokens; later stages continue from the carry and
+    the previous exit's score map (feature and prediction recycling)."""
+    return (TEMPLATE_OUTPUT, "search") if stage == 0 else ("carry_in", "prev_score")
+
+
+def default_thresholds(num_stages: int) -> List[float]:
+    return [UNCALIBRATED_EXIT_THRESHOLD] * (num_stages - 1) + [0.0]
+
+
+def head_shapes(grid: int) -> Dict[str, tuple]:
+    """Shapes of the head outputs for one crop (batch dimension removed) on a grid x grid score map."""
+    return {"score_map": (grid, grid), "size_map": (2, grid, grid), "offset_map": (2, grid, grid), "box": (4,),
+            "score": ()}
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be created or run (missing runtime, bad or missing model files)."""
+
+
+@dataclass
+class StageResult:
+    score_map: np.ndarray   # (G, G) center score, 0..1
+    size_map: np.ndarray    # (2, G, G) box w, h as crop fractions
+    offset_map: np.ndarray  # (2, G, G) sub-cell offsets
+    box: np.ndarray         # (4,) cx, cy, w, h in crop fractions, at the raw peak
+    score: float            # the exit's predicted IoU of its own box
+
+    @classmethod
+    def from_outputs(cls, out: Dict[str, np.ndarray]) -> "StageResult":
+        """From a graph's outputs by name (batch of one)."""
+        grid = out["score_map"].shape[-1]
+        return cls(**{name: np.asarray(out[name]).reshape(shape) for name, shape in head_shapes(grid).items()}) \
+            ._with_float_score()
+
+    @classmethod
+    def from_flat(cls, flat: np.ndarray, grid: int) -> "StageResult":
+        """From the HEAD_OUTPUTS concatenation that GPU backends copy back in one transfer."""
+        parts, start = {}, 0
+        for name, shape in head_shapes(grid).items():
+            n = int(np.prod(shape))
+            parts[name] = flat[start:start + n].reshape(shape)
+            start += n
+        return cls(**parts)._with_float_score()
+
+    def _with_float_score(self) -> "StageResult":
+        self.score = float(self.score)
+        return self
+
+
+class StagedBackend(ABC):
+    name = "base"
+    num_stages: int
+
+    @abstractmethod
+    def set_template(self, template: np.ndarray) -> None:
+        ...
+
+    @abstractmethod
+    def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
+        ...
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """manifest.json of a model folder: graphs and their hashes, crop geometry, exit thresholds, tracker settings.
+
+    Read with `load` (graphs checked), `from_model_config` (a folder with only model.pt: geometry and defaults),
+    written with `write` (the exporter) and `update` (calibration and tuning keep everything else).
+    """
+    folder: str
+    data: dict
+
+    # ---- reading ------------------------------------------------------------------------------------
+    @classmethod
+    def read(cls, folder: str) -> "Manifest":
+        """The file as it is, without looking at the graphs."""
+        if not os.path.isdir(folder):
+            raise BackendError(f"model folder not found: {folder}")
+        path = os.path.join(folder, MANIFEST_NAME)
+        if not os.path.isfile(path):
+            raise BackendError(f"no {MANIFEST_NAME} in {folder}: export the model with dytrack-export first")
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"{path} is unreadable: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BackendError(f"{path} is not a JSON object")
+        missing = [k for k in ("template_graph", "stage_graphs", "template_size", "search_size", "template_factor",
+                               "search_factor") if k not in data]
+        if missing:
+            raise BackendError(f"{path} lacks {', '.join(missing)}: re-export the model with dytrack-export")
+        return cls(folder, data)
+
+    @classmethod
+    def load(cls, folder: str, verify_hashes: bool = True) -> "Manifest":
+        """The file, with every graph present and (by default) matching its SHA-256."""
+        m = cls.read(folder)
+        path = os.path.join(folder, MANIFEST_NAME)
+        hashes = m.data.get("sha256")
+        if verify_hashes and not isinstance(hashes, dict):
+            raise BackendError(f"{path} has no graph hashes (sha256): re-export the model with dytrack-export")
+        for name in m.graph_files():
+            file = m.path(name)
+            if not os.path.isfile(file):
+                raise BackendError(f"model file missing: {file}")
+            if verify_hashes and name not in hashes:
+                raise BackendError(f"{path} has no hash for {name}: re-export the model with dytrack-export")
+            if verify_hashes and sha256_of(file) != hashes[name]:
+                raise BackendError(f"model file {file} does not match its manifest hash (corrupt or replaced)")
+        return m
+
+    @classmethod
+    def from_model_config(cls, folder: str, model_config: dict) -> "Manifest":
+        """What a folder with only a checkpoint implies: its geometry and the uncalibrated thresholds."""
+        n = len(model_config["stage_ends"])
+        data = {k: model_config[k] for k in ("template_size", "search_size", "template_factor", "search_factor")}
+        data.update(num_stages=n, exit_thresholds=default_thresholds(n), model_config=dict(model_config))
+        return cls(folder, data)
+
+    def graph_files(self) -> List[str]:
+        return [self.data["template_graph"]] + list(self.data["stage_graphs"])
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    @property
+    def num_stages(self) -> int:
+        if "stage_graphs" in self.data:
+            return len(self.data["stage_graphs"])
+        return int(self.data["num_stages"])
+
+    @property
+    def exit_thresholds(self) -> List[float]:
+        return [float(t) for t in self.data.get("exit_thresholds", default_thresholds(self.num_stages))]
+
+    @property
+    def tracker_settings(self) -> dict:
+        """Per-model tracker settings tuned on the calibration split (evaluation/tune.py)."""
+        return dict(self.data.get("tracker", {}))
+
+    @property
+    def output_names(self) -> List[str]:
+        """The graphs' own output names, in STAGE_OUTPUTS order."""
+        return list(self.data.get("output_names", STAGE_OUTPUTS))
+
+    @property
+    def model_config(self) -> dict:
+        return self.data["model_config"]
+
+    # ---- writing ------------------------------------------------------------------------------------
+    @classmethod
+    def write(cls, folder: str, model_config: dict, template_graph: str, stage_graphs: Sequence[str],
+              opset: int, thresholds: Optional[Sequence[float]] = None, extra: Optional[dict] = None) -> "Manifest":
+        """The exporter's manifest: graphs with their hashes, geometry, normalisation, thresholds."""
+        n = len(stage_graphs)
+        data = {
+            "format": MANIFEST_FORMAT,
+            "template_graph": template_graph,
+            "stage_graphs": list(stage_graphs),
+            "opset": opset,
+            "num_stages": n,
+            "output_names": list(STAGE_OUTPUTS),
+            "stage_inputs": [list(stage_input_names(k)) for k in range(n)],
+            "exit_thresholds": [float(t) for t in thresholds] if thresholds else default_thresholds(n),
+            **{k: model_config[k] for k in ("template_size", "search_size", "template_factor", "search_factor")},
+            "normalization": {"color": "RGB", "mean": PIXEL_MEAN, "scale": PIXEL_SCALE,
+                              "formula": "(pixel - mean) / scale"},
+            "model_config": dict(model_config),
+            "sha256": {name: sha256_of(os.path.join(folder, name)) for name in [template_graph, *stage_graphs]},
+        }
+        data.update(extra or {})
+        m = cls(folder, data)
+        m.save()
+        return m
+
+    def update(self, **fields) -> None:
+        """Change some top-level fields (calibrated thresholds, tracker settings) and save."""
+        self.data.update(fields)
+        self.save()
+
+    def save(self) -> None:
+        path = os.path.join(self.folder, MANIFEST_NAME)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=2)
+        os.replace(tmp, path)   # a crash never leaves half a manifest

@@ -1,0 +1,51 @@
+"""From a model folder and a backend name to a ready tracker: the one place that joins tracking and backends.
+
+    tracker = build_tracker("models/dytrack_small", backend="auto")
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+from .backends import create_backend
+from .contract import CHECKPOINT_NAME, MANIFEST_NAME, BackendError, Manifest
+from .tracking.tracker import DyTracker, TrackerParams
+
+# tracker settings a model may carry in manifest.json's "tracker" section (tuned on the calibration split)
+TUNABLE = ("window_influence", "lost_window_influence", "size_lr", "lost_patience", "scale_penalty")
+
+
+def model_manifest(model_dir: str) -> Manifest:
+    """The folder's manifest, or (a folder with only model.pt, for the torch backend) what its config implies."""
+    if not os.path.isdir(model_dir):
+        raise BackendError(f"model folder not found: {model_dir}")
+    if os.path.isfile(os.path.join(model_dir, MANIFEST_NAME)):
+        return Manifest.read(model_dir)
+    from .model.checkpoint import ModelFileError, load_checkpoint
+    try:
+        model, _ = load_checkpoint(os.path.join(model_dir, CHECKPOINT_NAME))
+    except ModelFileError as exc:
+        raise BackendError(str(exc)) from exc
+    return Manifest.from_model_config(model_dir, model.cfg.to_dict())
+
+
+def tracker_params(manifest: Manifest, thresholds: Optional[Sequence[float]] = None,
+                   search_factor: Optional[float] = None,
+                   lost_threshold: float = TrackerParams.lost_threshold) -> TrackerParams:
+    d = manifest.data
+    params = TrackerParams(template_size=int(d["template_size"]), search_size=int(d["search_size"]),
+                           template_factor=float(d["template_factor"]),
+                           search_factor=search_factor or float(d["search_factor"]),
+                           thresholds=list(thresholds) if thresholds else manifest.exit_thresholds,
+                           lost_threshold=lost_threshold)
+    for key, value in manifest.tracker_settings.items():
+        if key in TUNABLE:
+            setattr(params, key, type(getattr(params, key))(value))
+    return params
+
+
+def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", threads: int = 0,
+                  thresholds: Optional[Sequence[float]] = None, search_factor: Optional[float] = None,
+                  lost_threshold: float = TrackerParams.lost_threshold, fp16: bool = True) -> DyTracker:
+    params = tracker_params(model_manifest(model_dir), thresholds, search_factor, lost_threshold)
+    return DyTracker(create_backend(backend, model_dir, device=device, threads=threads, fp16=fp16), params)

@@ -1,0 +1,94 @@
+"""The package's layers only look down: every import of dytrack_ros code (including imports inside functions) goes
+to a layer the importing layer may use. The layer list is in dytrack_ros/__init__.py and the README."""
+import ast
+import os
+
+import pytest
+
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dytrack_ros")
+
+# layer -> the layers it may import (besides itself); bottom first
+ALLOWED = {
+    "contract": set(),
+    "model": {"contract"},
+    "tracking": {"contract"},
+    "backends": {"contract", "model"},
+    "runtime": {"contract", "model", "tracking", "backends"},
+    "data": {"contract", "model", "tracking"},
+    "training": {"contract", "model", "tracking", "data"},
+    "evaluation": {"contract", "model", "tracking", "backends", "runtime", "data"},
+    "ros": {"contract", "model", "tracking", "backends", "runtime", "data", "evaluation", "msg"},
+}
+
+
+def layer_of(relpath: str) -> str:
+    """'tracking/tracker.py' -> 'tracking'; 'contract.py' -> 'contract'"""
+    return relpath.split(os.sep)[0].removesuffix(".py")
+
+
+def imported_layers(source: str, relpath: str):
+    """(line, layer) of every dytrack_ros import in a module's source."""
+    parts = relpath.removesuffix(".py").split(os.sep)
+    package = parts[:-1]                     # the module's package, relative to dytrack_ros
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:                   # relative: climb from the module's package
+                base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                target = base + (node.module.split(".") if node.module else [])
+                if not target:               # "from .. import x": x names the layer
+                    for alias in node.names:
+                        yield node.lineno, alias.name
+                    continue
+                yield node.lineno, target[0]
+            elif node.module and node.module.startswith("dytrack_ros."):
+                yield node.lineno, node.module.split(".")[1]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("dytrack_ros."):
+                    yield node.lineno, alias.name.split(".")[1]
+
+
+def violations(source: str, relpath: str):
+    own = layer_of(relpath)
+    return [f"{relpath}:{line} ({own}) imports {target}" for line, target in imported_layers(source, relpath)
+            if target != own and target not in ALLOWED[own]]
+
+
+def package_modules():
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            rel = os.path.relpath(os.path.join(root, name), PACKAGE)
+            if name.endswith(".py") and rel != "__init__.py" and layer_of(rel) != "msg":
+                yield rel
+
+
+def test_every_module_belongs_to_a_known_layer():
+    unknown = {layer_of(rel) for rel in package_modules()} - set(ALLOWED)
+    assert not unknown, f"modules outside the layer list: {unknown} (add them to ALLOWED and the README)"
+
+
+def test_layers_only_import_layers_below_them():
+    found = []
+    for rel in package_modules():
+        with open(os.path.join(PACKAGE, rel)) as f:
+            found += violations(f.read(), rel)
+    assert not found, "upward or sideways imports:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("relpath,line", [
+    (os.path.join("tracking", "tracker.py"), "from ..backends.base import StagedBackend"),   # tracker -> backends
+    (os.path.join("backends", "export.py"), "    from ..data.photos import load_photos"),  # export -> data
+    (os.path.join("training", "train.py"), "from ..evaluation import datasets"),             # training -> evaluation
+    (os.path.join("tracking", "factory.py"), "from .. import backends"),
+    ("contract.py", "import dytrack_ros.model"),
+])
+def test_the_check_catches_the_upward_imports_this_package_once_had(relpath, line):
+    source = f"def f():\n{line}\n" if line.startswith(" ") else line + "\n"
+    assert violations(source, relpath)
+
+
+def test_the_check_accepts_downward_imports():
+    assert not violations("from ..contract import StagedBackend\nfrom .crops import crop_side\n",
+                          os.path.join("tracking", "tracker.py"))
+    assert not violations("from .tracking.tracker import DyTracker\nfrom .backends import create_backend\n",
+                          "runtime.py")

@@ -21,7 +21,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_HASH" ]; then
   echo "$REQ_HASH" > "$STAMP"
 fi
 MSG_STAMP="$VENV/.dytrack-msgs"
-MSG_HASH="$(cat "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" | sha256sum | cut -c1-16)"
+MSG_HASH="$(cat "$ROOT"/msg/*.msg "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" "$ROOT/package.xml" | sha256sum | cut -c1-16)"
 if [ "$(cat "$MSG_STAMP" 2>/dev/null)" != "$MSG_HASH" ] || \
    ! (cd /tmp && "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$ROOT'); from dytrack_ros.msg import TrackedTarget" 2>/dev/null); then
   bash "$ROOT/scripts/build_interfaces.sh" "$VENV"

@@ -16,6 +16,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
@@ -26,13 +27,14 @@ from visualization_msgs.msg import ImageMarker
 from geometry_msgs.msg import Point
 
 from dytrack_ros.msg import TargetBox, TrackedTarget
+from dytrack_ros.srv import SetTarget
 
 from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..runtime import build_tracker, model_manifest
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
-from .transport import TransportWatch
+from .transport import DuplicateFilter, TransportWatch
 from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
@@ -81,15 +83,26 @@ class TrackerNode(Node):
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=ReliabilityPolicy.BEST_EFFORT if self.p.image_qos == "sensor_data"
                                else ReliabilityPolicy.RELIABLE)
-        # init boxes are rare and must not be lost: reliable, and latched for late-joining nodes
-        init_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        # init boxes are rare and must not be lost: reliable. Two subscriptions, one callback: transient-local
+        # receives a box latched before this node started; volatile receives ordinary publishers (`ros2 topic pub`,
+        # create_publisher(..., 10)), which a transient-local subscription refuses as QoS-incompatible. A latched
+        # box arrives through both: the duplicate filter keeps one.
+        latched_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        plain_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
+        self._init_seen = DuplicateFilter()
         if self.p.use_compressed:
             self.create_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
                                      self._on_compressed, image_qos)
         else:
             self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
-        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, init_qos)
+        # a volatile publisher is incompatible with the latched subscription by design (the plain one takes its
+        # boxes): without a handler rclpy would log "no messages will be received" for every such publisher
+        expected = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
+        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, latched_qos, event_callbacks=expected)
+        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, plain_qos)
+        self.create_service(SetTarget, "~/set_target", self._on_set_target)
         self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10)
         self.create_service(Trigger, "~/reset", self._on_reset_service)
 
@@ -200,22 +213,52 @@ class TrackerNode(Node):
             return self._bad_message("compressed image", exc)
         self._store_frame(msg.header, frame)
 
-    def _on_init(self, msg: TargetBox, info) -> None:
+    def _box_request(self, msg: TargetBox, info=None, reply=None) -> InitRequest:
+        """An init request from a box message, or InvalidBoxError with the reason it cannot be one."""
         box = [msg.x, msg.y, msg.width, msg.height]
         if not all(np.isfinite(box)) or msg.width <= 0 or msg.height <= 0:
-            return self._bad_message("init box", InvalidBoxError(
-                f"box {box} must be finite with positive width and height"))
+            raise InvalidBoxError(f"box {box} must be finite with positive width and height")
         ahead = (stamp_ns(msg.header) - self.get_clock().now().nanoseconds) / 1e9
         if stamp_ns(msg.header) and ahead > self.p.future_tolerance:
-            return self._bad_message("init box", InvalidBoxError(
-                f"box {box} is stamped {ahead:.1f} s in the future (tolerance {self.p.future_tolerance:g} s, "
-                "parameter future_tolerance): clocks out of sync?"))
-        refused = self.scheduler.put_init(InitRequest(tuple(box), stamp_ns(msg.header), time.perf_counter(),
-                                                      received_ns(info)))
+            raise InvalidBoxError(f"box {box} is stamped {ahead:.1f} s in the future (tolerance "
+                                  f"{self.p.future_tolerance:g} s, parameter future_tolerance): clocks out of sync?")
+        return InitRequest(tuple(box), stamp_ns(msg.header), time.perf_counter(), received_ns(info), reply)
+
+    def _on_init(self, msg: TargetBox, info) -> None:
+        if not self._init_seen.first_time(info):
+            return                                  # the same box through the other init subscription
+        try:
+            req = self._box_request(msg, info)
+        except InvalidBoxError as exc:
+            return self._bad_message("init box", exc)
+        refused = self.scheduler.put_init(req)
         if refused:
-            return self._bad_message("init box", InvalidBoxError(f"box {box} ignored: {refused}"))
+            return self._bad_message("init box", InvalidBoxError(f"box {list(req.box)} ignored: {refused}"))
         if not self.scheduler.has_frames:
             self.get_logger().warning("init box received before any image: tracking starts with the first image")
+
+    def _on_set_target(self, request, response):
+        """Like a box on the init topic, but answered: success with the box used, or exactly why not."""
+        if not self.scheduler.has_frames:
+            response.success = False
+            response.message = f"no image received yet on {self.resolve_topic_name(self.p.image_topic)}"
+            return response
+        done, outcome = threading.Event(), []
+        try:
+            req = self._box_request(request.box, reply=lambda ok, text: (outcome.append((ok, text)), done.set()))
+        except InvalidBoxError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        refused = self.scheduler.put_init(req)
+        if refused:
+            response.success, response.message = False, f"box {list(req.box)} refused: {refused}"
+            return response
+        # the worker applies it on its frame within one frame time; the executor waits (nothing else needs it)
+        if not done.wait(timeout=5.0):
+            response.success, response.message = False, "the box was not applied within 5 s (is the node overloaded?)"
+            return response
+        response.success, response.message = outcome[0]
+        return response
 
     def _request_reset(self, source: str, info=None) -> None:
         self.scheduler.put_reset(order_ns=received_ns(info))
@@ -262,21 +305,26 @@ class TrackerNode(Node):
         self.target_pub.publish(out)
 
     def _initialize(self, req: InitRequest, frame_entry) -> None:
+        reply = req.reply or (lambda ok, text: None)
         if frame_entry is None:
-            return self._bad_message("init box", InvalidBoxError(
-                f"box {list(req.box)} is stamped before every buffered frame (frame_buffer={self.p.frame_buffer}): "
-                "the frame it was drawn on is gone; send it again"))
+            exc = InvalidBoxError(f"box {list(req.box)} is stamped before every buffered frame (frame_buffer="
+                                  f"{self.p.frame_buffer}): the frame it was drawn on is gone; send it again")
+            reply(False, str(exc))
+            return self._bad_message("init box", exc)
         _, header, frame, _ = frame_entry
         try:
             box = self.tracker.initialize(frame, list(req.box))
         except InvalidBoxError as exc:
+            reply(False, str(exc))
             return self._bad_message("init box", exc)
         self._target_id += 1
         if not np.allclose(box, req.box):
             self.get_logger().warning(f"init box {list(req.box)} reaches outside the {frame.shape[1]}x{frame.shape[0]} "
                                       f"image: clipped to {np.round(box, 1).tolist()}")
-        self.get_logger().info(f"initialised on frame {header.stamp.sec}.{header.stamp.nanosec:09d} with box "
-                               f"{np.round(box, 1).tolist()}")
+        done = (f"initialised on frame {header.stamp.sec}.{header.stamp.nanosec:09d} with box "
+                f"{np.round(box, 1).tolist()}")
+        self.get_logger().info(done)
+        reply(True, done)
 
     def _track(self, latest, dropped: int) -> None:
         _, header, frame, received = latest
@@ -313,17 +361,18 @@ class TrackerNode(Node):
         marker.outline_color.g, marker.outline_color.a = 1.0, 1.0
         marker.points = [Point(x=x, y=y), Point(x=x + w, y=y), Point(x=x + w, y=y + h), Point(x=x, y=y + h)]
         self.marker_pub.publish(marker)
-        if self.det_pub is not None and r.state == TRACKING:   # LOST: no detection (the held box is in ~/target)
-            det = Detection2D()
-            det.header, det.id = header, str(self._target_id)
-            det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
-            det.bbox.size_x, det.bbox.size_y = w, h
-            hyp = ObjectHypothesisWithPose()
-            hyp.hypothesis.class_id, hyp.hypothesis.score = "target", float(r.score)
-            det.results.append(hyp)
+        if self.det_pub is not None:
             arr = Detection2DArray()
             arr.header = header
-            arr.detections.append(det)
+            if r.state == TRACKING:     # LOST: an empty array (the held box and the state are in ~/target)
+                det = Detection2D()
+                det.header, det.id = header, str(self._target_id)   # the id changes with each new target
+                det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
+                det.bbox.size_x, det.bbox.size_y = w, h
+                hyp = ObjectHypothesisWithPose()
+                hyp.hypothesis.class_id, hyp.hypothesis.score = "target", float(r.score)
+                det.results.append(hyp)
+                arr.detections.append(det)
             self.det_pub.publish(arr)
         if self.p.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
             img = frame.copy()

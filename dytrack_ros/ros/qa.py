@@ -10,7 +10,6 @@ folders) run the node as its own process and check that it exits with a clear me
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import struct
@@ -24,6 +23,8 @@ import zlib
 
 import cv2
 import numpy as np
+
+from ..contract import Manifest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROFILE = os.path.join(ROOT, "config", "fastdds_large_data.xml")
@@ -305,9 +306,9 @@ def startup_cases(model, tmp):
         f.write(b"\0" * 64)
     unhashed = os.path.join(tmp, "unhashed")
     shutil.copytree(model, unhashed)
-    m = json.load(open(os.path.join(unhashed, "manifest.json")))
-    m.pop("sha256", None)
-    json.dump(m, open(os.path.join(unhashed, "manifest.json"), "w"))
+    m = Manifest.read(unhashed)
+    m.data.pop("sha256", None)
+    m.save()
     cases = [("missing model folder", dict(model_path=f"{tmp}/nowhere"), "model folder not found"),
              ("corrupt stage graph", dict(model_path=broken, backend="onnxruntime"), "hash"),
              ("manifest without hashes", dict(model_path=unhashed, backend="onnxruntime"), "hashes"),

@@ -27,9 +27,15 @@ class InitRequest:
     stamp_ns: int                             # 0: "the newest frame"
     received: float                           # time.perf_counter() at the callback (frame freshness)
     order_ns: int = 0                         # arrival time for ordering against resets (DDS reception time)
+    reply: Optional[Callable[[bool, str], None]] = None   # told the outcome (the set_target service waits on it)
 
     def fingerprint(self) -> List[float]:
         return [*map(float, self.box), int(self.stamp_ns)]
+
+
+def _tell(req: Optional[InitRequest], ok: bool, message: str) -> None:
+    if req is not None and req.reply is not None:
+        req.reply(ok, message)
 
 
 @dataclass
@@ -157,6 +163,7 @@ class Scheduler:
                 if kind == "reset":
                     self._apply_reset(work, *payload)
                 else:
+                    _tell(self._pending_init, False, "a newer box arrived before this one was applied")
                     self._pending_init = payload
             if self._pending_init is not None and self._recent and self._fresh_enough(self._pending_init):
                 work.init, self._pending_init = self._pending_init, None
@@ -182,6 +189,7 @@ class Scheduler:
         if self._pending_init is not None and self._pending_init.order_ns > order_ns:
             cancelled = self._active_init        # the waiting box is newer than the reset: it stays
         else:
+            _tell(self._pending_init, False, "a reset that arrived after this box cancelled it")
             self._pending_init = None
         self.memory.remember(stamp_ns, cancelled)
         work.reset, self._active_init = True, None

@@ -36,3 +36,24 @@ class TransportWatch:
             self.warned = True
             self.warn(f"{self.lost} of {total} camera frames ({self._bytes / 1e6:.1f} MB each) were lost in transport "
                       f"before reaching this node: {FIX}")
+
+
+class DuplicateFilter:
+    """One message that reached us through two subscriptions of the same topic (the init topic has a transient-local
+    one for latched boxes and a volatile one for ordinary publishers) is seen once: DDS names every sample by its
+    publisher and sequence number."""
+
+    def __init__(self, size: int = 32):
+        self._seen: list = []
+        self.size = size
+
+    def first_time(self, info: Optional[dict]) -> bool:
+        info = info or {}
+        seq = info.get("publication_sequence_number")
+        if not seq:
+            return True                  # this rmw does not say: accept
+        key = (str(info.get("publisher_gid")), seq)
+        if key in self._seen:
+            return False
+        self._seen = self._seen[-(self.size - 1):] + [key]
+        return True

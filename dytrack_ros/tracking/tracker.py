@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..contract import StagedBackend
+from ..contract import StagedBackend, default_thresholds
 from .crops import (box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box, to_network_input)
 
 IDLE, TRACKING, LOST = 0, 1, 2
@@ -38,7 +38,7 @@ class TrackerParams:
     search_size: int
     template_factor: float = 2.0
     search_factor: float = 4.0
-    thresholds: List[float] = field(default_factory=lambda: [0.6, 0.6, 0.0])
+    thresholds: List[float] = field(default_factory=lambda: default_thresholds(3))  # runtime: the manifest's
     lost_threshold: float = 0.15      # under it the state reads LOST (lost-and-found figures: benchmarks/RESULTS.md)
     window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
     lost_window_influence: float = 0.0  # the motion prior while LOST (0: search the widened area evenly)

@@ -1,0 +1,102 @@
+"""Giving the node a target, as users do: a latched box from before the node started, a box from an ordinary
+(default-QoS) publisher, and the ~/set_target service with its answers. Real node process, real DDS."""
+import time
+
+import pytest
+
+from ros_harness import NodeProcess, RosTestGraph
+
+FRAME_NS = 66_666_667
+
+
+def publish_frames(g, frames, t0_ns, period=1 / 15):
+    stamps = []
+    for i, f in enumerate(frames):
+        g.image_pub.publish(g.image_msg(f, t0_ns + i * FRAME_NS))
+        stamps.append(t0_ns + i * FRAME_NS)
+        time.sleep(period)
+    return stamps
+
+
+def tracking_results(g):
+    """(called inside g.wait_for, which holds g.lock)"""
+    return [m for m in g.targets if m.state == m.STATE_TRACKING]
+
+
+def test_latched_box_before_start_and_default_qos_box_after_both_start_tracking_once(tmp_path, tiny_bundle,
+                                                                                     heldout_sequence):
+    from dytrack_ros.msg import TargetBox
+    from dytrack_ros.ros.qa import box_message
+
+    frames, boxes = heldout_sequence
+    namespace = "/targets_latched"
+    g = RosTestGraph(namespace)          # its init publisher is reliable + transient-local
+    try:
+        g.send_init(list(boxes[0]))  # latched: published before the node exists
+        with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"],
+                         namespace=namespace) as node:
+            assert g.wait_for_subscriber(), node.output()
+            publish_frames(g, frames[:4], 10**12)
+            assert node.wait_for_output("initialised on frame", 15), node.output()
+            assert g.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), node.output()
+            # an ordinary publisher, as `ros2 topic pub` or create_publisher(..., 10) makes
+            plain = g.node.create_publisher(TargetBox, f"{namespace}/init_box", 10)
+            end = time.monotonic() + 10
+            while plain.get_subscription_count() == 0 and time.monotonic() < end:
+                time.sleep(0.05)
+            assert plain.get_subscription_count() > 0
+            plain.publish(box_message(list(boxes[4]), 10**12 + 4 * FRAME_NS))
+            publish_frames(g, frames[4:8], 10**12 + 4 * FRAME_NS)
+            end = time.monotonic() + 15
+            while node.output().count("initialised on frame") < 2 and time.monotonic() < end:
+                time.sleep(0.1)
+            out = node.output()
+            assert out.count("initialised on frame") == 2, out       # the latched box was applied once, not twice
+            assert "incompatible" not in out.lower(), out     # the node does not cry wolf about its own design
+    finally:
+        g.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_bundle):
+    tmp = tmp_path_factory.mktemp("set_target")
+    namespace = "/targets_service"
+    with NodeProcess(tmp, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"], namespace=namespace) as node:
+        g = RosTestGraph(namespace)
+        assert g.wait_for_subscriber(), node.output()
+        g.tracker = node
+        yield g
+        g.close()
+
+
+def set_target(g, box, stamp_ns=0):
+    from dytrack_ros.ros.qa import box_message
+    from dytrack_ros.srv import SetTarget
+    req = SetTarget.Request()
+    req.box = box_message(box, stamp_ns)
+    return g.call_service(SetTarget, f"{g.namespace}/dytrack_tracker/set_target", req)
+
+
+def test_set_target_answers_with_the_exact_reason(served, heldout_sequence):
+    frames, boxes = heldout_sequence
+    r = set_target(served, list(boxes[0]))
+    assert not r.success and "no image received yet" in r.message
+    h, w = frames[0].shape[:2]
+    publish_frames(served, frames[:1], 2 * 10**12)
+    time.sleep(0.5)
+    cases = [([float("nan"), 10, 20, 20], "finite"),
+             ([10, 10, 0, 20], "positive"),
+             ([w + 50, h + 50, 20, 20], "outside"),
+             ([5, 5, w * 2, 10], "larger than")]
+    for box, reason in cases:
+        r = set_target(served, box)
+        assert not r.success and reason in r.message, (box, r.message)
+    future = time.time_ns() + 60 * 10**9
+    r = set_target(served, list(boxes[0]), stamp_ns=future)
+    assert not r.success and "in the future" in r.message, r.message
+    r = set_target(served, list(boxes[0]), stamp_ns=2 * 10**12 - 10 * 10**9)    # drawn on a frame long gone
+    assert not r.success and "gone" in r.message, r.message
+    r = set_target(served, list(boxes[0]))
+    assert r.success and "initialised on frame 2000.000000000" in r.message, r.message
+    publish_frames(served, frames[1:4], 2 * 10**12 + FRAME_NS)
+    assert served.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), served.tracker.output()

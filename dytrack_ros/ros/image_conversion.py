@@ -8,17 +8,34 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# encoding -> (channels, dtype, conversion to BGR or None)
+# encoding -> (values per pixel, dtype, OpenCV conversion to BGR or None). Names as in sensor_msgs/image_encodings.
+# Bayer: ROS names the pattern from the top-left pixel, OpenCV from the second row's second pixel (cv_bridge's map).
+# YUV 4:2:2: ROS "yuv422"/"uyvy" is U Y0 V Y1 (UYVY), "yuv422_yuy2"/"yuyv" is Y0 U Y1 V (YUY2): 2 bytes per pixel.
 SUPPORTED = {
     "bgr8": (3, np.uint8, None),
     "rgb8": (3, np.uint8, cv2.COLOR_RGB2BGR),
+    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2BGR),
+    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2BGR),
     "mono8": (1, np.uint8, cv2.COLOR_GRAY2BGR),
     "8UC1": (1, np.uint8, cv2.COLOR_GRAY2BGR),
     "8UC3": (3, np.uint8, None),
-    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2BGR),
-    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2BGR),
+    "bgr16": (3, np.uint16, None),
+    "rgb16": (3, np.uint16, cv2.COLOR_RGB2BGR),
+    "bgra16": (4, np.uint16, cv2.COLOR_BGRA2BGR),
+    "rgba16": (4, np.uint16, cv2.COLOR_RGBA2BGR),
     "mono16": (1, np.uint16, cv2.COLOR_GRAY2BGR),
+    "16UC1": (1, np.uint16, cv2.COLOR_GRAY2BGR),
+    "yuv422": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
+    "uyvy": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
+    "yuyv": (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
+    **{f"bayer_{pattern}{bits}": (1, np.uint8 if bits == 8 else np.uint16, code)
+       for pattern, code in (("rggb", cv2.COLOR_BayerBG2BGR), ("bggr", cv2.COLOR_BayerRG2BGR),
+                             ("gbrg", cv2.COLOR_BayerGR2BGR), ("grbg", cv2.COLOR_BayerGB2BGR))
+       for bits in (8, 16)},
 }
+PAIRED_COLUMNS = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")   # two pixels share U and V: the width must be even
+MOSAIC = tuple(k for k in SUPPORTED if k.startswith("bayer_"))  # 2x2 colour pattern: width and height even
 
 
 class ImageConversionError(ValueError):
@@ -33,6 +50,8 @@ def image_to_bgr(msg) -> np.ndarray:
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h <= 0 or w <= 0:
         raise ImageConversionError(f"empty image: {w}x{h}")
+    if (enc in PAIRED_COLUMNS or enc in MOSAIC) and w % 2 or enc in MOSAIC and h % 2:
+        raise ImageConversionError(f"{enc} needs an even width{' and height' if enc in MOSAIC else ''}, got {w}x{h}")
     itemsize = np.dtype(dtype).itemsize
     row_bytes = w * channels * itemsize
     if step < row_bytes:
@@ -47,10 +66,10 @@ def image_to_bgr(msg) -> np.ndarray:
     img = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
     img = img.reshape(h, w, channels) if channels > 1 else img.reshape(h, w)
     if dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0).astype(np.uint8)   # 16-bit mono -> 8-bit for the network
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)   # 16 bits -> the network's 8
     img = img.astype(img.dtype.newbyteorder("="), copy=False)
     if conversion is not None:
-        img = cv2.cvtColor(img, conversion)
+        img = cv2.cvtColor(np.ascontiguousarray(img), conversion)
     return np.ascontiguousarray(img)
 
 
@@ -77,7 +96,33 @@ def declared_size(data: bytes):
 def compressed_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a CompressedImage. The size its header declares is checked against max_pixels first: a few hundred
     bytes can declare 65500x65500 pixels, and decoding that would take gigabytes (or make OpenCV throw)."""
-    raw = bytes(msg.data)
+    return decode_compressed(bytes(msg.data), msg.format, max_pixels)
+
+
+class CompressedFrame:
+    """A CompressedImage kept as received and decoded once, when its pixels are needed: a frame that a newer one
+    replaces before the tracker gets to it is never decoded (a 30 Hz JPEG camera and a 15 Hz tracker)."""
+
+    def __init__(self, msg, max_pixels: int = DEFAULT_MAX_PIXELS, check=None):
+        self.data, self.format, self.max_pixels, self.check = bytes(msg.data), msg.format, max_pixels, check
+        self._pixels, self._error = None, None
+
+    def pixels(self) -> np.ndarray:
+        """The BGR image; ImageConversionError (every time) when it cannot be decoded or `check` refuses it."""
+        if self._pixels is None and self._error is None:
+            try:
+                img = decode_compressed(self.data, self.format, self.max_pixels)
+                if self.check is not None:
+                    self.check(img.shape[1], img.shape[0])
+                self._pixels = img
+            except ImageConversionError as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._pixels
+
+
+def decode_compressed(raw: bytes, fmt: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if not raw:
         raise ImageConversionError("compressed image has no data")
     size = declared_size(raw)
@@ -87,10 +132,10 @@ def compressed_to_bgr(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     try:
         img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:
-        raise ImageConversionError(f"could not decode compressed image (format {msg.format!r}, {len(raw)} bytes): "
+        raise ImageConversionError(f"could not decode compressed image (format {fmt!r}, {len(raw)} bytes): "
                                    f"{str(exc).strip().splitlines()[-1]}") from exc
     if img is None:
-        raise ImageConversionError(f"could not decode compressed image (format {msg.format!r}, {len(raw)} bytes)")
+        raise ImageConversionError(f"could not decode compressed image (format {fmt!r}, {len(raw)} bytes)")
     if img.shape[0] * img.shape[1] > max_pixels:   # a format Pillow could not read ahead
         raise ImageConversionError(f"decoded image has {img.shape[1]}x{img.shape[0]} pixels, over the limit of "
                                    f"{max_pixels} (parameter max_image_pixels)")

@@ -32,7 +32,7 @@ from dytrack_ros.srv import SetTarget
 from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..runtime import build_tracker, model_manifest
-from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr
+from .image_conversion import CompressedFrame, ImageConversionError, bgr_to_image, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
 from .transport import DuplicateFilter, TransportWatch
 from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
@@ -206,12 +206,20 @@ class TrackerNode(Node):
 
     def _on_compressed(self, msg: CompressedImage, info) -> None:
         self.transport.seen(info, len(msg.data))
+        if not msg.data:
+            return self._bad_message("compressed image", ImageConversionError("compressed image has no data"))
+        # decoded by the worker, and only if it gets to this frame (ros/image_conversion.py CompressedFrame)
+        self._store_frame(msg.header, CompressedFrame(msg, self.p.max_image_pixels, self._check_size))
+
+    def _decoded(self, entry):
+        """A buffered frame with its pixels (compressed frames are decoded here); None when they cannot be."""
+        if entry is None or not isinstance(entry[2], CompressedFrame):
+            return entry
         try:
-            frame = compressed_to_bgr(msg, self.p.max_image_pixels)
-            self._check_size(frame.shape[1], frame.shape[0])
+            return (entry[0], entry[1], entry[2].pixels(), entry[3])
         except ImageConversionError as exc:
-            return self._bad_message("compressed image", exc)
-        self._store_frame(msg.header, frame)
+            self._bad_message("compressed image", exc)
+            return None
 
     def _box_request(self, msg: TargetBox, info=None, reply=None) -> InitRequest:
         """An init request from a box message, or InvalidBoxError with the reason it cannot be one."""
@@ -286,9 +294,14 @@ class TrackerNode(Node):
                     self.tracker.reset()
                     self._publish_idle()
                 if work.init is not None:
-                    self._initialize(work.init, work.init_frame)
-                if work.frame is not None and self.tracker.state != IDLE:
-                    self._track(work.frame, work.dropped)
+                    init_frame = self._decoded(work.init_frame)
+                    if work.init_frame is None or init_frame is not None:
+                        self._initialize(work.init, init_frame)
+                    elif work.init.reply is not None:
+                        work.init.reply(False, "the frame this box was drawn on could not be decoded")
+                latest = self._decoded(work.frame)
+                if latest is not None and self.tracker.state != IDLE:
+                    self._track(latest, work.dropped)
             except Exception as exc:  # the node must never die on one bad frame
                 if self._running and self.context.ok():   # at shutdown, publishing fails: nothing to report
                     self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",

@@ -223,7 +223,7 @@ def raw_cases(g, frame, t):
         for k, v in kw.items():
             setattr(m, k, v)
         return m
-    cases.append(("encoding yuv422 with wrong size", msg(encoding="yuv422"), "unsupported"))
+    cases.append(("depth encoding 32FC1 on the camera topic", msg(encoding="32FC1"), "unsupported"))
     cases.append(("encoding 'nonsense'", msg(encoding="nonsense"), "unsupported"))
     cases.append(("step smaller than a row", msg(step=100), "smaller than"))
     cases.append(("data truncated", msg(data=bytes(g.image(frame, t).data)[:1000]), "truncated"))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -35,7 +35,7 @@ from ..runtime import build_tracker, model_manifest
 from .image_conversion import CompressedFrame, ImageConversionError, bgr_to_image, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
 from .transport import DuplicateFilter, TransportWatch
-from .params import (NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
+from .params import (DESCRIPTIONS, NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
 
@@ -52,6 +52,18 @@ def stamp_ns(header) -> int:
 def received_ns(info) -> int:
     """When DDS received a message (system clock, ns): orders messages of different topics by arrival."""
     return int(info["received_timestamp"]) if info and info.get("received_timestamp") else 0
+
+
+def parameter_descriptor(name: str, default) -> ParameterDescriptor:
+    """Description and range (rqt_reconfigure draws sliders from the range) from params.DESCRIPTIONS."""
+    text, bounds = DESCRIPTIONS[name]
+    desc = ParameterDescriptor(description=text, read_only=name not in NodeParams.RUNTIME_CHANGEABLE,
+                               dynamic_typing=isinstance(default, float))
+    if bounds is not None and isinstance(default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]))]
+    elif bounds is not None and isinstance(default, int) and not isinstance(default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]))]
+    return desc
 
 
 class TrackerNode(Node):
@@ -129,14 +141,13 @@ class TrackerNode(Node):
             if name == "exit_thresholds":
                 continue
             # real-valued parameters take integers too (`lost_threshold: 0` in YAML, `ros2 param set ... 0`)
-            desc = ParameterDescriptor(description=name, read_only=name not in NodeParams.RUNTIME_CHANGEABLE,
-                                       dynamic_typing=isinstance(default, float))
+            desc = parameter_descriptor(name, default)
             value = self.declare_parameter(name, default, desc).value
             setattr(p, name, as_float(name, value) if isinstance(default, float) else value)
         return p
 
     def _declare_thresholds(self, manifest):
-        desc = ParameterDescriptor(description="per-stage exit thresholds (predicted IoU, 0..1)", dynamic_typing=True)
+        desc = ParameterDescriptor(description=DESCRIPTIONS["exit_thresholds"][0], dynamic_typing=True)
         values = as_float_list("exit_thresholds", self.declare_parameter(
             "exit_thresholds", manifest.exit_thresholds, desc).value)
         self.p.exit_thresholds = values

@@ -45,6 +45,33 @@ class NodeParams:
     RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
 
 
+# what `ros2 param describe` and rqt_reconfigure show: description, and (low, high) where a range applies
+DESCRIPTIONS = {
+    "model_path": ("model folder (manifest.json, per-stage ONNX, model.pt); empty: the shipped dytrack_small", None),
+    "backend": (f"inference runtime: {' | '.join(BACKEND_NAMES)}", None),
+    "device": (f"{' | '.join(DEVICE_CHOICES)} (torch backend)", None),
+    "threads": ("CPU inference threads; 0: the runtime's default", (0, 256)),
+    "exit_thresholds": ("per-stage exit score thresholds (predicted IoU, 0..1); unset: the model's calibrated ones; "
+                        "the last stage always answers", None),
+    "search_factor": ("search area side / target size; 0: the model's default (else 1.5..10)", (0.0, 10.0)),
+    "lost_threshold": ("under this exit score the state reads LOST and the search widens", (0.0, 1.0)),
+    "image_topic": ("sensor_msgs/Image topic (CompressedImage: <topic>/compressed with use_compressed)", None),
+    "use_compressed": ("subscribe to <image_topic>/compressed (JPEG/PNG) instead of raw images", None),
+    "init_topic": ("dytrack_ros/TargetBox topic that starts or restarts tracking", None),
+    "image_qos": (f"image subscription QoS: {' | '.join(QOS_CHOICES)}", None),
+    "publish_debug_image": ("draw the box on ~/debug_image (only while someone subscribes)", None),
+    "diagnostics_period": ("seconds between /diagnostics messages", (0.05, 60.0)),
+    "stale_after": ("seconds without an image before /diagnostics reads STALE", (0.1, 3600.0)),
+    "frame_buffer": ("recent frames kept to find the frame an init box was drawn on", (1, 1000)),
+    "log_results": ("one log line per frame (box, stages, score, latency)", None),
+    "max_image_pixels": ("frames larger than this (a compressed frame's declared size) are refused",
+                         (4096, 1 << 30)),
+    "min_image_side": ("frames with a shorter side are refused (not a camera image)", (1, 4096)),
+    "future_tolerance": ("init boxes stamped further ahead of the node's clock (s) are refused", (0.0, 3600.0)),
+    "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
+}
+
+
 def resolve_model_path(path: str) -> str:
     if path:
         return os.path.expanduser(path)

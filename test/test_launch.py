@@ -1,53 +1,47 @@
-"""The launch file: names a real executable and existing files, declares its arguments, and starts the node."""
-import importlib.util
+"""The launch file's behaviour (launch_args.py, testable without `launch`, which is not on PyPI) and the shipped rviz
+layout. On a ROS install, `ros2 launch dytrack_ros tracker.launch.py` runs the same functions."""
+import ast
 import os
-import re
-import subprocess
-import time
 
 import pytest
+import yaml
 
-from conftest import ROOT, SHIPPED_MODEL, ros_env
-
-LAUNCH = os.path.join(ROOT, "launch", "tracker.launch.py")
-
-
-def console_scripts():
-    text = open(os.path.join(ROOT, "setup.py")).read()
-    return dict(re.findall(r'"(\w[\w-]*) = ([\w.]+:\w+)"', text))
+from conftest import ROOT
+from dytrack_ros.ros.launch_args import is_true, parameter_overrides, remappings
+from dytrack_ros.ros.params import NodeParams
 
 
-def test_executable_is_installed_by_both_build_paths():
-    assert console_scripts()["tracker_node"] == "dytrack_ros.ros.node:main"
-    cmake = open(os.path.join(ROOT, "CMakeLists.txt")).read()
-    assert "scripts/tracker_node" in cmake and os.access(os.path.join(ROOT, "scripts", "tracker_node"), os.X_OK)
-    assert "install(DIRECTORY launch config models" in cmake
+def test_empty_arguments_keep_the_parameter_file():
+    assert parameter_overrides({"image_topic": "", "init_topic": "", "model_path": "", "backend": "",
+                                "use_sim_time": "false"}) == {"use_sim_time": False}
 
 
-def test_launch_file_starts_the_node_it_describes(tmp_path):
-    if importlib.util.find_spec("launch_ros") is not None:
-        pytest.skip("launch_ros is installed: use `launch_test`/`ros2 launch` there")
-    from launch_shim import DeclareLaunchArgument, load_launch_description, node_commands
-    desc = load_launch_description(LAUNCH)
-    declared = {e.name for e in desc.entities if isinstance(e, DeclareLaunchArgument)}
-    assert {"namespace", "image_topic", "init_topic", "model_path", "backend", "params_file"} <= declared
-    (cmd,), args = node_commands(desc, {"namespace": "/launched", "image_topic": "/cam/image_raw",
-                                        "model_path": SHIPPED_MODEL, "backend": "onnxruntime"},
-                                 console_scripts=console_scripts())
-    params_file = cmd[cmd.index("--params-file") + 1]
-    assert os.path.isfile(params_file), params_file
-    log = open(tmp_path / "launched.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        text = ""
-        for _ in range(200):
-            text = open(tmp_path / "launched.log").read()
-            if "tracking with" in text or proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert "tracking with onnxruntime" in text, text
-        assert "images on /cam/image_raw" in text and "init boxes on /launched/init_box" in text
-        assert "[launched.dytrack_tracker]" in text
-    finally:
-        proc.send_signal(2)
-        proc.wait(10)
+def test_given_arguments_override_and_name_real_parameters():
+    out = parameter_overrides({"image_topic": "/cam/image_raw", "backend": "openvino", "use_sim_time": "true"})
+    assert out == {"image_topic": "/cam/image_raw", "backend": "openvino", "use_sim_time": True}
+    assert set(out) - {"use_sim_time"} <= set(vars(NodeParams()))
+    with pytest.raises(ValueError, match="true or false"):
+        is_true("maybe")
+
+
+def test_image_remapping_covers_raw_and_compressed():
+    assert remappings({"image": ""}) == []
+    assert remappings({"image": "/drone/cam/image_raw"}) == [("image", "/drone/cam/image_raw"),
+                                                             ("image/compressed", "/drone/cam/image_raw/compressed")]
+
+
+def test_launch_file_declares_every_argument_it_reads():
+    source = open(os.path.join(ROOT, "launch", "tracker.launch.py")).read()
+    tree = ast.parse(source)
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    for name in ("namespace", "params_file", "image", "use_sim_time", "rviz"):
+        assert f'"{name}"' in source
+
+
+def test_rviz_layout_parses_and_shows_the_nodes_topics():
+    layout = yaml.safe_load(open(os.path.join(ROOT, "config", "dytrack.rviz")))
+    displays = layout["Visualization Manager"]["Displays"]
+    topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
+    assert "/dytrack_tracker/debug_image" in topics          # the node's ~/debug_image, node name dytrack_tracker
+    assert f"/{NodeParams().image_topic}" in topics
+    assert all(d["Class"].startswith("rviz_default_plugins/") for d in displays)

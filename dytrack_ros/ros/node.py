@@ -11,7 +11,6 @@ import threading
 import time
 from typing import Optional
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -21,10 +20,9 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import ImageMarker
-from geometry_msgs.msg import Point
 
 from dytrack_ros.msg import TargetBox, TrackedTarget
 from dytrack_ros.srv import SetTarget
@@ -32,6 +30,7 @@ from dytrack_ros.srv import SetTarget
 from ..backends import BackendError
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..runtime import build_tracker, model_manifest
+from .messages import Detection2DArray, detections, draw_target, idle_target, image_marker, tracked_target
 from .image_conversion import CompressedFrame, ImageConversionError, bgr_to_image, image_to_bgr
 from .scheduler import InitRequest, ResetMemory, Scheduler
 from .transport import DuplicateFilter, TransportWatch
@@ -39,10 +38,6 @@ from .params import (DESCRIPTIONS, NodeParams, ParameterError, as_float, as_floa
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
 
-try:  # only on ROS installs that have vision_msgs
-    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
-except ImportError:
-    Detection2DArray = None
 
 
 def stamp_ns(header) -> int:
@@ -318,14 +313,8 @@ class TrackerNode(Node):
                     self.get_logger().error(f"tracking step failed: {type(exc).__name__}: {exc}",
                                             throttle_duration_sec=2.0)
 
-    def _publish_idle(self, header=None) -> None:
-        """An explicit IDLE result: a follow controller must not keep acting on the last TRACKING message."""
-        out = TrackedTarget()
-        if header is not None:
-            out.header = header
-        else:
-            out.header.stamp = self.get_clock().now().to_msg()
-        out.state, out.num_stages = TrackedTarget.STATE_IDLE, int(self.tracker.num_stages)
+    def _publish_idle(self) -> None:
+        out = idle_target(Header(stamp=self.get_clock().now().to_msg()), self.tracker.num_stages)
         self.target_pub.publish(out)
 
     def _initialize(self, req: InitRequest, frame_entry) -> None:
@@ -354,17 +343,11 @@ class TrackerNode(Node):
         _, header, frame, received = latest
         r = self.tracker.track(frame)
         latency_ms = (time.perf_counter() - received) * 1000.0
-        out = TrackedTarget()
-        out.header = header
-        out.state = {TRACKING: TrackedTarget.STATE_TRACKING, LOST: TrackedTarget.STATE_LOST}.get(
-            r.state, TrackedTarget.STATE_IDLE)
-        out.x, out.y, out.width, out.height = (float(v) for v in r.box)
-        out.score, out.stages_run, out.num_stages = float(r.score), int(r.stages_run), int(self.tracker.num_stages)
-        out.inference_ms, out.latency_ms, out.dropped_frames = float(r.inference_ms), float(latency_ms), int(dropped)
-        out.camera_latency_ms = self._since_stamp_ms(header.stamp)
+        out = tracked_target(header, r, self.tracker.num_stages, latency_ms, self._since_stamp_ms(header.stamp),
+                             dropped)
         self.target_pub.publish(out)
         self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
-        self._publish_extras(header, frame, r)
+        self._publish_extras(out, frame)
         if self.p.log_results:
             self.get_logger().info(
                 f"t={header.stamp.sec}.{header.stamp.nanosec:09d} box=[{r.box[0]:.1f}, {r.box[1]:.1f}, "
@@ -377,34 +360,12 @@ class TrackerNode(Node):
             return float("nan")
         return (self.get_clock().now() - Time.from_msg(stamp, clock_type=self.get_clock().clock_type)).nanoseconds / 1e6
 
-    def _publish_extras(self, header, frame, r) -> None:
-        x, y, w, h = (float(v) for v in r.box)
-        marker = ImageMarker()
-        marker.header, marker.ns, marker.id = header, "dytrack", 0
-        marker.type, marker.action, marker.scale = ImageMarker.POLYGON, ImageMarker.ADD, 2.0
-        marker.outline_color.g, marker.outline_color.a = 1.0, 1.0
-        marker.points = [Point(x=x, y=y), Point(x=x + w, y=y), Point(x=x + w, y=y + h), Point(x=x, y=y + h)]
-        self.marker_pub.publish(marker)
+    def _publish_extras(self, target: TrackedTarget, frame) -> None:
+        self.marker_pub.publish(image_marker(target))
         if self.det_pub is not None:
-            arr = Detection2DArray()
-            arr.header = header
-            if r.state == TRACKING:     # LOST: an empty array (the held box and the state are in ~/target)
-                det = Detection2D()
-                det.header, det.id = header, str(self._target_id)   # the id changes with each new target
-                det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
-                det.bbox.size_x, det.bbox.size_y = w, h
-                hyp = ObjectHypothesisWithPose()
-                hyp.hypothesis.class_id, hyp.hypothesis.score = "target", float(r.score)
-                det.results.append(hyp)
-                arr.detections.append(det)
-            self.det_pub.publish(arr)
+            self.det_pub.publish(detections(target, self._target_id))
         if self.p.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
-            img = frame.copy()
-            color = (0, 220, 0) if r.state == TRACKING else (0, 0, 255)
-            cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), color, 2)
-            cv2.putText(img, f"stage {r.stages_run}/{self.tracker.num_stages} score {r.score:.2f}", (int(x), max(int(y) - 6, 12)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
-            self.debug_pub.publish(bgr_to_image(img, header, Image))
+            self.debug_pub.publish(bgr_to_image(draw_target(frame.copy(), target), target.header, Image))
 
     # ---- diagnostics -----------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -24,9 +24,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from dytrack_ros.msg import TargetBox, TrackedTarget
 
 from .image_conversion import bgr_to_image
-
-STATE = {0: "idle", 1: "tracking", 2: "lost"}
-
+from .messages import STATE_LABEL, draw_target
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +67,7 @@ class Player(Node):
         if self.args.print_results:
             print(f"frame t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
                   f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.stages_run}/{msg.num_stages} "
-                  f"score={msg.score:.2f} state={STATE.get(msg.state, msg.state)} "
+                  f"score={msg.score:.2f} state={STATE_LABEL.get(msg.state, msg.state)} "
                   f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms", flush=True)
 
 
@@ -152,13 +150,8 @@ def write_video(path, frames, stamps, results, fps):
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.endswith(".mp4") else "MJPG"))
     writer = cv2.VideoWriter(path, fourcc, fps, (w, h))
     for frame, key in zip(frames, stamps):
-        r = results.get(key)
-        if r is not None:
-            color = (0, 220, 0) if r.state == 1 else (0, 0, 255)
-            p0, p1 = (int(r.x), int(r.y)), (int(r.x + r.width), int(r.y + r.height))
-            cv2.rectangle(frame, p0, p1, color, 2)
-            cv2.putText(frame, f"stage {r.stages_run}/{r.num_stages} {r.score:.2f} {r.inference_ms:.0f}ms",
-                        (p0[0], max(p0[1] - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+        if key in results:
+            draw_target(frame, results[key])
         writer.write(frame)
     writer.release()
 

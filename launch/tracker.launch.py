@@ -1,6 +1,6 @@
 """ros2 launch dytrack_ros tracker.launch.py [namespace:=/drone] [image:=/camera/image_raw] [use_sim_time:=true]
                                              [params_file:=my.yaml] [image_topic:=...] [init_topic:=...]
-                                             [model_path:=...] [backend:=...] [rviz:=true]
+                                             [model_path:=...] [backend:=...] [rviz:=true] [autostart:=false]
 
 Parameters come from params_file (default: the installed config/tracker.yaml); image_topic, init_topic,
 model_path and backend override it only when given. What the arguments do: dytrack_ros/ros/launch_args.py.
@@ -20,6 +20,7 @@ ARGUMENTS = {
     "image": ("", "remap the node's image topic (and <image>/compressed) to this topic"),
     "use_sim_time": ("false", "true: use /clock (playing a bag)"),
     "rviz": ("false", "true: also start rviz2 with config/dytrack.rviz"),
+    "autostart": ("", "false: leave the (lifecycle) node unconfigured for a lifecycle manager; empty: the YAML's"),
     **{arg: ("", f"override the parameter file's {param} (empty: keep it)") for arg, param in PARAMETER_ARGUMENTS.items()},
 }
 

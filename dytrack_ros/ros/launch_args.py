@@ -27,6 +27,8 @@ def parameter_overrides(values: Dict[str, str]) -> dict:
     """The node parameters the launch arguments set: only those given, plus use_sim_time."""
     out = {param: values[arg] for arg, param in PARAMETER_ARGUMENTS.items() if values.get(arg, "").strip()}
     out["use_sim_time"] = is_true(values.get("use_sim_time", "false"))
+    if values.get("autostart", "").strip():
+        out["autostart"] = is_true(values["autostart"])
     return out
 
 

@@ -16,7 +16,9 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.node import Node
+import rclpy.service
+import rclpy.timer
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
@@ -61,10 +63,29 @@ def parameter_descriptor(name: str, default) -> ParameterDescriptor:
     return desc
 
 
-class TrackerNode(Node):
+class TrackerNode(LifecycleNode):
+    """A managed (lifecycle) node. configure: load and warm up the model (a failure is a failed transition with the
+    reason); activate: subscribe and publish; deactivate: pause, the target is kept; cleanup: free the model.
+    With `autostart` (default) main() configures and activates it at once, for users without a lifecycle manager."""
+
     def __init__(self, **kwargs):
         super().__init__("dytrack_tracker", **kwargs)
         self.p = self._declare_parameters()
+        self.tracker = None
+        self.worker = None
+        self.configure_error = ""
+        self._running = False
+        self._bad_log = {}                   # kind of input -> (window start, lines logged, suppressed)
+        self._target_id = 0                  # counts accepted init boxes: a detection's id changes with the target
+        self._inputs = []                    # subscriptions, services and timers that exist while active
+        self._outputs = []                   # publishers, created on configure
+        # init boxes already taken (DDS publisher + sequence number): the second init subscription, and a latched box
+        # delivered again after deactivate/activate, must not restart the target
+        self._init_seen = DuplicateFilter()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
         self.model_path = resolve_model_path(self.p.model_path)
         try:
             manifest = model_manifest(self.model_path)
@@ -73,20 +94,39 @@ class TrackerNode(Node):
             self.tracker = build_tracker(self.model_path, self.p.backend, self.p.device, self.p.threads,
                                          thresholds=thresholds, search_factor=self.p.search_factor or None,
                                          lost_threshold=self.p.lost_threshold)
+            self._warm_up()
         except (BackendError, ParameterError, ValueError) as exc:
-            raise SystemExit(f"dytrack tracker cannot start: {exc}") from exc
+            self.configure_error = f"dytrack tracker cannot start: {exc}"
+            self.get_logger().error(self.configure_error)
+            self.tracker = None
+            return TransitionCallbackReturn.FAILURE
         self.stats = RollingStats(self.tracker.num_stages)
-        self._bad_log = {}                   # kind of input -> (window start, lines logged, suppressed)
-        self._target_id = 0                  # counts accepted init boxes: a detection's id changes with the target
         self.backend_name = self.tracker.backend.name
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.target_pub = self.create_publisher(TrackedTarget, "~/target", 10)
+        self.debug_pub = self.create_publisher(Image, "~/debug_image", QoSProfile(depth=1))
+        self.marker_pub = self.create_publisher(ImageMarker, "~/image_marker", 10)
+        self.det_pub = self.create_publisher(Detection2DArray, "~/detections", 10) if Detection2DArray else None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._outputs = [x for x in (self.target_pub, self.debug_pub, self.marker_pub, self.det_pub, self.diag_pub)
+                         if x is not None]
+        self.get_logger().info(f"configured: {self.backend_name}, {self.tracker.num_stages} stages, thresholds "
+                               f"{self.tracker.params.thresholds}, model {self.model_path}")
+        return TransitionCallbackReturn.SUCCESS
 
+    def _warm_up(self) -> None:
+        """One init and frame on a grey image: graph optimisation and allocation happen now, not on the first
+        camera frame (the tracker is reset afterwards)."""
+        size = max(64, self.p.min_image_side)
+        grey = np.full((size, size, 3), 127, np.uint8)
+        self.tracker.initialize(grey, [size / 4, size / 4, size / 2, size / 2])
+        self.tracker.track(grey)
+        self.tracker.reset()
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
         # what the worker does next: newest frame, recent frames, init/reset in arrival order (ros/scheduler.py)
         self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file()),
                                    log=lambda m: self.get_logger().warning(m), stale_after=self.p.stale_after)
         self.transport = TransportWatch(lambda m: self.get_logger().warning(m))
-        self._running = True
-
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=ReliabilityPolicy.BEST_EFFORT if self.p.image_qos == "sensor_data"
                                else ReliabilityPolicy.RELIABLE)
@@ -98,36 +138,71 @@ class TrackerNode(Node):
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
         plain_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.VOLATILE)
-        self._init_seen = DuplicateFilter()
         if self.p.use_compressed:
-            self.create_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
-                                     self._on_compressed, image_qos)
+            image_sub = self.create_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
+                                                 self._on_compressed, image_qos)
         else:
-            self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
+            image_sub = self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
         # a volatile publisher is incompatible with the latched subscription by design (the plain one takes its
         # boxes): without a handler rclpy would log "no messages will be received" for every such publisher
         expected = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
-        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, latched_qos, event_callbacks=expected)
-        self.create_subscription(TargetBox, self.p.init_topic, self._on_init, plain_qos)
-        self.create_service(SetTarget, "~/set_target", self._on_set_target)
-        self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10)
-        self.create_service(Trigger, "~/reset", self._on_reset_service)
-
-        self.target_pub = self.create_publisher(TrackedTarget, "~/target", 10)
-        self.debug_pub = self.create_publisher(Image, "~/debug_image", QoSProfile(depth=1))
-        self.marker_pub = self.create_publisher(ImageMarker, "~/image_marker", 10)
-        self.det_pub = self.create_publisher(Detection2DArray, "~/detections", 10) if Detection2DArray else None
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.p.diagnostics_period, self._publish_diagnostics)
-
+        self._inputs = [
+            image_sub,
+            self.create_subscription(TargetBox, self.p.init_topic, self._on_init, latched_qos,
+                                     event_callbacks=expected),
+            self.create_subscription(TargetBox, self.p.init_topic, self._on_init, plain_qos),
+            self.create_service(SetTarget, "~/set_target", self._on_set_target),
+            self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10),
+            self.create_service(Trigger, "~/reset", self._on_reset_service),
+            self.create_timer(self.p.diagnostics_period, self._publish_diagnostics),
+        ]
+        self._running = True
         self.worker = threading.Thread(target=self._work, name="dytrack-worker", daemon=True)
         self.worker.start()
-        self._publish_idle()    # subscribers learn at once that nothing is tracked yet
+        if self.tracker.state == IDLE:
+            self._publish_idle()    # subscribers learn at once that nothing is tracked yet
         self.get_logger().info(
             f"tracking with {self.backend_name} ({self.tracker.num_stages} stages, thresholds "
             f"{self.tracker.params.thresholds}) from {self.model_path}; images on "
             f"{self.resolve_topic_name(self.p.image_topic)} ({self.p.image_qos}), init boxes on "
             f"{self.resolve_topic_name(self.p.init_topic)}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        """Pause: no input is taken and nothing is published; the target and its template stay for activate."""
+        self._stop_inputs()
+        self.get_logger().info(f"paused ({STATE_NAMES[self.tracker.state]}); activate to continue")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        for pub in self._outputs:
+            self.destroy_publisher(pub)
+        self._outputs, self.tracker = [], None     # the model's sessions and memory go with the tracker
+        self.get_logger().info("cleaned up: model unloaded")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_inputs(self) -> None:
+        self._running = False
+        if self.worker is not None:
+            self.scheduler.close()
+            self.worker.join(timeout=2.0)
+            self.worker = None
+        for entity in self._inputs:
+            if isinstance(entity, rclpy.timer.Timer):
+                self.destroy_timer(entity)
+            elif isinstance(entity, rclpy.service.Service):
+                self.destroy_service(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._inputs = []
 
     # ---- parameters -------------------------------------------------------------------------------------
     def _declare_parameters(self) -> NodeParams:
@@ -142,9 +217,14 @@ class TrackerNode(Node):
         return p
 
     def _declare_thresholds(self, manifest):
-        desc = ParameterDescriptor(description=DESCRIPTIONS["exit_thresholds"][0], dynamic_typing=True)
-        values = as_float_list("exit_thresholds", self.declare_parameter(
-            "exit_thresholds", manifest.exit_thresholds, desc).value)
+        """Declared on the first configure, with the model's calibrated thresholds as the default."""
+        if self.has_parameter("exit_thresholds"):
+            values = as_float_list("exit_thresholds", self.get_parameter("exit_thresholds").value)
+            values = values or manifest.exit_thresholds
+        else:
+            desc = ParameterDescriptor(description=DESCRIPTIONS["exit_thresholds"][0], dynamic_typing=True)
+            values = as_float_list("exit_thresholds", self.declare_parameter(
+                "exit_thresholds", manifest.exit_thresholds, desc).value)
         self.p.exit_thresholds = values
         return values
 
@@ -154,7 +234,7 @@ class TrackerNode(Node):
             for prm in params:
                 if prm.name == "exit_thresholds":
                     values[prm.name] = as_float_list(prm.name, prm.value)
-                    validate_thresholds(values[prm.name], self.tracker.num_stages)
+                    validate_thresholds(values[prm.name], self.tracker.num_stages if self.tracker else 0)
                 elif prm.name == "lost_threshold":
                     values[prm.name] = as_float(prm.name, prm.value)
                     validate_lost_threshold(values[prm.name])
@@ -162,9 +242,9 @@ class TrackerNode(Node):
                     values[prm.name] = prm.value
             # the worker may be mid-frame: each assignment replaces a whole value, so it sees old or new, never half
             for name, value in values.items():
-                if name == "exit_thresholds":
+                if name == "exit_thresholds" and self.tracker is not None:
                     self.tracker.set_thresholds(value)
-                elif name == "lost_threshold":
+                elif name == "lost_threshold" and self.tracker is not None:
                     self.tracker.params.lost_threshold = value
                 if hasattr(self.p, name):
                     setattr(self.p, name, value)
@@ -399,9 +479,7 @@ class TrackerNode(Node):
         self.diag_pub.publish(arr)
 
     def shutdown(self) -> None:
-        self._running = False
-        self.scheduler.close()
-        self.worker.join(timeout=2.0)
+        self._stop_inputs()
 
 
 def main(args=None):
@@ -414,6 +492,13 @@ def main(args=None):
             raise
         except Exception as exc:  # e.g. a parameter of the wrong type in the YAML file
             raise SystemExit(f"dytrack tracker cannot start: {type(exc).__name__}: {exc}") from exc
+        if node.p.autostart:      # no lifecycle manager needed: configure and activate now
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(node.configure_error or "dytrack tracker cannot start: configure failed")
+            node.trigger_activate()
+        else:
+            node.get_logger().info("waiting in the unconfigured state (autostart:=false): configure and activate "
+                                   "it with a lifecycle manager or `ros2 lifecycle set`")
         rclpy.spin(node)
     except SystemExit as exc:
         print(exc, flush=True)

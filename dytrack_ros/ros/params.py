@@ -41,6 +41,7 @@ class NodeParams:
     min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
     future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
+    autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
     RUNTIME_CHANGEABLE = ("exit_thresholds", "lost_threshold", "publish_debug_image", "log_results")
 
@@ -68,6 +69,8 @@ DESCRIPTIONS = {
                          (4096, 1 << 30)),
     "min_image_side": ("frames with a shorter side are refused (not a camera image)", (1, 4096)),
     "future_tolerance": ("init boxes stamped further ahead of the node's clock (s) are refused", (0.0, 3600.0)),
+    "autostart": ("configure and activate at start; false: stay unconfigured until a lifecycle manager (or `ros2 "
+                  "lifecycle set`) moves it", None),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
 }
 

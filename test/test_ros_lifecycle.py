@@ -1,0 +1,92 @@
+"""The tracker as a managed (lifecycle) node, driven through its lifecycle services as a lifecycle manager or
+`ros2 lifecycle set` does: real node process, real DDS."""
+import time
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+
+from ros_harness import NodeProcess, RosTestGraph
+
+FRAME_NS = 66_666_667
+
+
+def state_of(g):
+    return g.call_service(GetState, f"{g.namespace}/dytrack_tracker/get_state", GetState.Request()).current_state.id
+
+
+def change(g, transition):
+    req = ChangeState.Request()
+    req.transition.id = transition
+    return g.call_service(ChangeState, f"{g.namespace}/dytrack_tracker/change_state", req, timeout=30).success
+
+
+def publish(g, frames, t0):
+    for i, f in enumerate(frames):
+        g.image_pub.publish(g.image_msg(f, t0 + i * FRAME_NS))
+        time.sleep(1 / 15)
+
+
+def tracking(g):
+    """Results for a target (tracking or lost: the tiny test model's scores are not calibrated)."""
+    with g.lock:
+        return [m for m in g.targets if m.state != m.STATE_IDLE]
+
+
+def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_sequence):
+    frames, boxes = heldout_sequence
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime",
+                                       "autostart:=false"]) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert node.wait_for_output("waiting in the unconfigured state"), node.output()
+            assert state_of(g) == State.PRIMARY_STATE_UNCONFIGURED
+            assert g.image_pub.get_subscription_count() == 0
+            assert change(g, Transition.TRANSITION_CONFIGURE)
+            assert state_of(g) == State.PRIMARY_STATE_INACTIVE and "configured: onnxruntime" in node.output()
+            assert g.image_pub.get_subscription_count() == 0          # inactive: takes no input
+            assert change(g, Transition.TRANSITION_ACTIVATE)
+            assert g.wait_for_subscriber(), node.output()
+            g.send_init(list(boxes[0]), stamp_ns=10**12)
+            publish(g, frames[:8], 10**12)
+            assert _wait(lambda: len(tracking(g)) >= 4), node.output()
+
+            assert change(g, Transition.TRANSITION_DEACTIVATE)
+            assert state_of(g) == State.PRIMARY_STATE_INACTIVE
+            n = len(g.targets)
+            publish(g, frames[8:14], 10**12 + 8 * FRAME_NS)             # paused: nothing is tracked or published
+            time.sleep(1.0)
+            assert len(g.targets) == n and "paused (" in node.output()
+
+            assert change(g, Transition.TRANSITION_ACTIVATE)          # resumes the same target, no new box
+            assert g.wait_for_subscriber(), node.output()
+            publish(g, frames[14:22], 10**12 + 14 * FRAME_NS)
+            assert _wait(lambda: len([m for m in g.targets[n:] if m.state != m.STATE_IDLE]) >= 3), node.output()
+            assert node.output().count("initialised on frame") == 1
+
+            assert change(g, Transition.TRANSITION_DEACTIVATE)
+            assert change(g, Transition.TRANSITION_CLEANUP)
+            assert state_of(g) == State.PRIMARY_STATE_UNCONFIGURED and "model unloaded" in node.output()
+            assert node.proc.poll() is None
+        finally:
+            g.close()
+
+
+def test_a_failed_configure_reports_the_reason_and_the_node_stays_up(tmp_path):
+    with NodeProcess(tmp_path, params=[f"model_path:={tmp_path}/no_such_model", "autostart:=false"]) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert node.wait_for_output("waiting in the unconfigured state"), node.output()
+            assert not change(g, Transition.TRANSITION_CONFIGURE)
+            assert "cannot start: model folder not found" in node.output()
+            assert state_of(g) == State.PRIMARY_STATE_UNCONFIGURED and node.proc.poll() is None
+        finally:
+            g.close()
+
+
+def _wait(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

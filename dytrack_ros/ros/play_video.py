@@ -1,7 +1,11 @@
-"""Play a video file (or a camera) as a sensor_msgs/Image topic, optionally send an init box, and print and
-record what the tracker answers.
+"""Play a video file, a camera or a recorded ROS 2 bag as a sensor_msgs/Image topic, optionally send an init box,
+and print and record what the tracker answers.
 
     play_video --video vtest.avi --init-box 400 200 40 90 --print-results --output tracked.mp4
+    play_video --bag flight_2026_11_25/ --bag-topic /drone/camera/image_raw --init-box 400 200 40 90 --print-results
+
+A bag (rosbag2, sqlite3 or mcap, read with the `rosbags` library: no ROS install needed) is played at its recorded
+pace (or --rate); its Image or CompressedImage frames are decoded and published like video frames.
 
 It waits until the tracker subscribes, publishes frames at the video's frame rate (or --rate), stamps each with
 the current time, sends the init box stamped like the first frame, and draws every TrackedTarget on the frame
@@ -28,7 +32,11 @@ from .messages import STATE_LABEL, draw_target
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--video", required=True, help="video file, or a camera index such as 0")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", help="video file, or a camera index such as 0")
+    source.add_argument("--bag", help="rosbag2 folder (or .db3 / .mcap file) with camera images")
+    p.add_argument("--bag-topic", default="", help="the bag's image topic (default: its first Image or "
+                                                    "CompressedImage topic)")
     p.add_argument("--image-topic", default="image")
     p.add_argument("--init-topic", default="init_box")
     p.add_argument("--target-topic", default="/dytrack_tracker/target")
@@ -60,26 +68,73 @@ class Player(Node):
         self.init_pub = self.create_publisher(TargetBox, args.init_topic, init_qos)
         self.create_subscription(TrackedTarget, args.target_topic, self.on_target, 50)
         self.results = {}
+        self.frame_index = {}                # stamp -> index of the published frame
 
     def on_target(self, msg: TrackedTarget):
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.results[key] = msg
         if self.args.print_results:
-            print(f"frame t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
+            print(f"frame {self.frame_index.get(key, '?')} t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
                   f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.stages_run}/{msg.num_stages} "
                   f"score={msg.score:.2f} state={STATE_LABEL.get(msg.state, msg.state)} "
                   f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms", flush=True)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    source = int(args.video) if args.video.isdigit() else args.video
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+def video_frames(video: str):
+    """(frames, fps) of a video file or camera index."""
+    source = int(video) if video.isdigit() else video
     if isinstance(source, str) and not os.path.isfile(source):
         sys.exit(f"video not found: {source}")
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
-        sys.exit(f"cannot open video {args.video}")
-    fps = args.rate or cap.get(cv2.CAP_PROP_FPS) or 30.0
+        sys.exit(f"cannot open video {video}")
+
+    def frames():
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    return frames(), cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+
+def bag_frames(path: str, topic: str = ""):
+    """(frames, fps) of a bag's camera topic: frames decoded to BGR, fps from the recorded times."""
+    from pathlib import Path
+
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    from .image_conversion import decode_compressed, image_to_bgr
+    if not os.path.exists(path):
+        sys.exit(f"bag not found: {path}")
+    reader = AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED))
+    reader.open()
+    cameras = [c for c in reader.connections if c.msgtype in IMAGE_TYPES and (not topic or c.topic == topic)]
+    if not cameras:
+        found = ", ".join(f"{c.topic} ({c.msgtype})" for c in reader.connections) or "nothing"
+        sys.exit(f"no {'topic ' + topic if topic else 'Image or CompressedImage topic'} in {path}; it holds {found}")
+    camera = cameras[0]
+    fps = camera.msgcount / max((reader.duration or 1) / 1e9, 1e-3) if camera.msgcount > 1 else 30.0
+
+    def frames():
+        for conn, _, raw in reader.messages(connections=[camera]):
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.msgtype.endswith("CompressedImage"):
+                yield decode_compressed(bytes(msg.data), msg.format)
+            else:
+                yield image_to_bgr(msg)
+        reader.close()
+    print(f"playing {camera.topic} ({camera.msgtype}, {camera.msgcount} frames) from {path}", flush=True)
+    return frames(), fps
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    source, fps = bag_frames(args.bag, args.bag_topic) if args.bag else video_frames(args.video)
+    fps = args.rate or fps
     rclpy.init()
     node = Player(args)
     deadline = time.monotonic() + args.wait_timeout
@@ -88,13 +143,16 @@ def main(argv=None):
     if node.image_pub.get_subscription_count() == 0:
         print(f"no subscriber on {node.image_pub.topic_name} after {args.wait_timeout:.0f} s; playing anyway",
               flush=True)
+    else:   # matched here does not yet mean matched there: let discovery finish so the first frame is not lost
+        settle = time.monotonic() + 0.5
+        while time.monotonic() < settle:
+            rclpy.spin_once(node, timeout_sec=0.05)
     frames, stamps, published = [], [], 0
     period = 1.0 / fps
     next_t = time.monotonic()
     try:
-        while args.max_frames <= 0 or published < args.max_frames:
-            ok, frame = cap.read()
-            if not ok:
+        for frame in source:
+            if 0 < args.max_frames <= published:
                 break
             stamp = node.get_clock().now().to_msg()
             if args.compressed:
@@ -104,6 +162,7 @@ def main(argv=None):
             else:
                 msg = bgr_to_image(frame, None, Image)
                 msg.header.stamp, msg.header.frame_id = stamp, args.frame_id
+            node.frame_index[(stamp.sec, stamp.nanosec)] = published
             node.image_pub.publish(msg)
             if published == 0 and args.init_box:
                 box = TargetBox()

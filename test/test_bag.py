@@ -1,0 +1,77 @@
+"""Recorded data: a ROS 2 bag (written here with `rosbags`, as `ros2 bag record` would store it) played into the
+node gives the same boxes as the video player playing the video it was recorded from."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHIPPED_MODEL, ros_env
+from ros_harness import NodeProcess
+
+FRAMES = 21
+BOX = re.compile(r"frame (\d+) t=\S+ box=\[([-\d.]+), ([-\d.]+), ([-\d.]+), ([-\d.]+)\] stage=(\d)/\d score=([\d.]+) state=(\w+)")
+
+
+def write_bag(path, frames, topic, compressed=False):
+    import cv2
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    ts = get_typestore(Stores.ROS2_KILTED)
+    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    kind = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection(topic, kind, typestore=ts)
+        other = writer.add_connection("/imu", "std_msgs/msg/String", typestore=ts)  # a bag holds other topics too
+        for i, frame in enumerate(frames):
+            t = 1_700_000_000 * 10**9 + i * 66_666_667
+            header = Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), frame_id="camera")
+            if compressed:
+                msg = ts.types[kind](header=header, format="png",
+                                     data=np.frombuffer(cv2.imencode(".png", frame)[1].tobytes(), np.uint8))
+            else:
+                h, w = frame.shape[:2]
+                msg = ts.types[kind](header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3,
+                                     data=np.frombuffer(frame.tobytes(), np.uint8))
+            writer.write(conn, t, ts.serialize_cdr(msg, kind))
+            writer.write(other, t, ts.serialize_cdr(ts.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+
+
+def play(tmp_path, source_args, init):
+    """Run the node (reliable images: nothing dropped) and the player; the boxes it printed, frame by frame."""
+    with NodeProcess(tmp_path, params=[f"model_path:={SHIPPED_MODEL}", "backend:=onnxruntime",
+                                       "image_qos:=reliable"]) as node:
+        cmd = [sys.executable, "-m", "dytrack_ros.ros.play_video", *source_args, "--rate", "8", "--qos", "reliable",
+               "--image-topic", f"{node.namespace}/image", "--init-topic", f"{node.namespace}/init_box",
+               "--target-topic", f"{node.namespace}/dytrack_tracker/target", "--init-box", *map(str, init),
+               "--print-results", "--max-frames", str(FRAMES)]
+        run = subprocess.run(cmd, cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr + node.output()
+    return run.stdout, {int(m.group(1)): tuple(float(x) for x in m.groups()[1:5]) for m in BOX.finditer(run.stdout)
+                        if m.group(8) != "idle"}                     # the node's start-up IDLE notice
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_bag_plays_into_the_node_like_the_video_it_was_recorded_from(tmp_path, demo_walker, compressed):
+    from dytrack_ros.data.photos import data_dir
+    frames, init, _ = demo_walker
+    bag = str(tmp_path / "flight")
+    write_bag(bag, frames[:FRAMES], "/drone/camera/image_raw", compressed)
+    out_bag, from_bag = play(tmp_path, ["--bag", bag, "--bag-topic", "/drone/camera/image_raw"], init)
+    assert f"playing /drone/camera/image_raw ({'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'}, " \
+           f"{FRAMES} frames)" in out_bag
+    _, from_video = play(tmp_path, ["--video", os.path.join(data_dir(), "vtest.avi")], init)
+    # every frame after the init one, unless the node skipped one (it keeps the newest frame only) in either run
+    both = sorted(set(from_bag) & set(from_video))
+    assert len(both) >= 0.8 * (FRAMES - 1) and 0 not in both, (out_bag, from_video)
+    assert np.allclose([from_bag[i] for i in both], [from_video[i] for i in both], atol=0.051), (from_bag, from_video)
+
+
+def test_a_bag_without_the_topic_says_what_it_holds(tmp_path, demo_walker):
+    bag = str(tmp_path / "other")
+    write_bag(bag, demo_walker[0][:2], "/cam/image")
+    run = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.play_video", "--bag", bag, "--bag-topic", "/nope"],
+                         cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "no topic /nope" in run.stderr and "/cam/image (sensor_msgs/msg/Image)" in run.stderr

@@ -35,6 +35,7 @@ setup(
     entry_points={"console_scripts": [
         "tracker_node = dytrack_ros.ros.node:main",
         "play_video = dytrack_ros.ros.play_video:main",
+        "target_picker = dytrack_ros.ros.target_picker:main",
         "dytrack-train = dytrack_ros.training.train:main",
         "dytrack-export = dytrack_ros.backends.export:main",
         "dytrack-eval = dytrack_ros.evaluation.model_card:main",

@@ -6,8 +6,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
-if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq cmake g++ make) >/dev/null
+# cmake/g++: building msg/ and the colcon test; chromium + its driver: the browser test of the target picker
+if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null || ! command -v chromium >/dev/null || \
+   ! command -v chromedriver >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq cmake g++ make chromium chromium-driver) >/dev/null
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 STAMP="$VENV/.dytrack-installed"

@@ -77,7 +77,8 @@ class Player(Node):
             print(f"frame {self.frame_index.get(key, '?')} t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
                   f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.stages_run}/{msg.num_stages} "
                   f"score={msg.score:.2f} state={STATE_LABEL.get(msg.state, msg.state)} "
-                  f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms", flush=True)
+                  f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms "
+                  f"camera_latency={msg.camera_latency_ms:.1f}ms", flush=True)
 
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")

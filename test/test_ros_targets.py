@@ -100,3 +100,26 @@ def test_set_target_answers_with_the_exact_reason(served, heldout_sequence):
     assert r.success and "initialised on frame 2000.000000000" in r.message, r.message
     publish_frames(served, frames[1:4], 2 * 10**12 + FRAME_NS)
     assert served.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), served.tracker.output()
+
+
+def test_a_usb_camera_yuyv_stream_is_tracked(tmp_path, tiny_bundle, heldout_sequence):
+    """Most USB cameras (usb_cam, v4l2_camera) publish YUV 4:2:2 as it comes off the sensor."""
+    import cv2
+    from sensor_msgs.msg import Image
+    frames, boxes = heldout_sequence
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            g.send_init(list(boxes[0]), stamp_ns=3 * 10**12)
+            for i, frame in enumerate(frames[:8]):
+                packed = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_YUY2)          # (h, w, 2)
+                msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="yuyv", step=frame.shape[1] * 2)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(3 * 10**12 + i * FRAME_NS, 10**9)
+                msg.data = packed.tobytes()
+                g.image_pub.publish(msg)
+                time.sleep(1 / 15)
+            assert g.wait_for(lambda gr: sum(m.state != m.STATE_IDLE for m in gr.targets) >= 4, 15), node.output()
+            assert "dropped" not in node.output(), node.output()
+        finally:
+            g.close()

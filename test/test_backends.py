@@ -138,3 +138,27 @@ def test_tensorrt_engine_matches_onnxruntime(tiny_bundle, tmp_path, monkeypatch)
         trt_backend = create_backend("tensorrt", tiny_bundle, fp16=fp16)
         assert compare_with_torch(trt_backend, model, t, s) < tol
     assert len(os.listdir(tmp_path)) >= 4  # engines cached
+
+
+def test_models_exported_before_the_score_rename_still_load(tiny_bundle, tmp_path):
+    """Graphs exported before 'iou' was renamed 'score' name their last output 'iou': backends read outputs by
+    position in the manifest's output_names, so such a model folder gives the same results."""
+    import onnx
+    from dytrack_ros.contract import Manifest, sha256_of
+    old = str(tmp_path / "old_model")
+    shutil.copytree(tiny_bundle, old)
+    m = Manifest.read(old)
+    for name in m.data["stage_graphs"]:
+        graph = onnx.load(os.path.join(old, name))
+        for node in graph.graph.node:
+            node.output[:] = ["iou" if o == "score" else o for o in node.output]
+        for out in graph.graph.output:
+            if out.name == "score":
+                out.name = "iou"
+        onnx.save(graph, os.path.join(old, name))
+        m.data["sha256"][name] = sha256_of(os.path.join(old, name))
+    m.data["output_names"] = ["iou" if n == "score" else n for n in m.data["output_names"]]
+    m.save()
+    model, t, s = real_crops(tiny_bundle, 3)
+    for kind in ("onnxruntime", "openvino"):
+        assert compare_with_torch(create_backend(kind, old), model, t, s) < TOLERANCE, kind

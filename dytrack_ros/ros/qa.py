@@ -265,7 +265,7 @@ def box_cases(now_ns):
             ("1 px box", [100, 100, 1, 1], 0, "outside")]
 
 
-PARAM_CASES = [("lost_threshold", 2.0, "0..1"), ("lost_threshold", float("nan"), "0..1"),
+PARAM_CASES = [("lost_threshold", 2.0, "0..1|out of range"), ("lost_threshold", float("nan"), "0..1|out of range"),
                ("exit_thresholds", [0.5, 0.5], "stages"), ("exit_thresholds", [-1.0, 0.0, 0.0], "0..1"),
                ("exit_thresholds", "high", "list"), ("backend", "torch", "read-only|read only")]
 

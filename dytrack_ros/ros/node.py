@@ -1,8 +1,11 @@
-"""The ROS 2 tracker node: images and init boxes in; TrackedTarget, detections, debug image, diagnostics out.
+"""The ROS 2 tracker node (a lifecycle node): images and init boxes in; TrackedTarget, detections, debug image,
+diagnostics out. It only wires ROS to the scheduler (scheduler.py), the tracker (runtime.py) and the message
+builders (messages.py).
 
 Threads: the executor thread only converts and stores messages (the newest frame replaces an unprocessed
-one, which is counted as dropped); one worker thread runs the tracker, so inference never blocks callbacks
-and nothing queues without bound. Every output carries the input image's header.
+one, which is counted as dropped; compressed frames are decoded later, by the worker); one worker thread runs
+the tracker, so inference never blocks callbacks and nothing queues without bound. Every output carries the
+input image's header.
 """
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.event_handler import SubscriptionEventCallbacks
 import rclpy.service
 import rclpy.timer
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
@@ -39,7 +42,6 @@ from .transport import DuplicateFilter, TransportWatch
 from .params import (DESCRIPTIONS, NodeParams, ParameterError, as_float, as_float_list, resolve_model_path, validate,
                      validate_lost_threshold, validate_thresholds)
 from .stats import RollingStats
-
 
 
 def stamp_ns(header) -> int:

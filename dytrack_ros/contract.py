@@ -41,6 +41,12 @@ TEMPLATE_INPUT, TEMPLATE_OUTPUT = "template", "template_tokens"
 UNCALIBRATED_EXIT_THRESHOLD = 0.6
 
 
+def to_network_input(crop_bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR HxWx3 crop -> float32 1x3xHxW RGB, normalised as above (what every graph takes)."""
+    rgb = crop_bgr[:, :, ::-1].astype(np.float32)
+    return ((rgb - PIXEL_MEAN) / PIXEL_SCALE).transpose(2, 0, 1)[None].copy()
+
+
 def stage_input_names(stage: int) -> tuple:
     """Stage 0 embeds the search crop beside the template tokens; later stages continue from the carry and
     the previous exit's score map (feature and prediction recycling)."""

@@ -101,7 +101,7 @@ NANOTRACK_DIR = os.environ.get("DYTRACK_NANOTRACK_DIR", os.path.join(ROOT, ".dat
 
 def test_nanotrack_stem_loads_its_shipped_weights_and_takes_our_crops():
     from dytrack_ros.model.nanotrack_stem import NanoTrackStem
-    from dytrack_ros.tracking.crops import to_network_input
+    from dytrack_ros.contract import to_network_input
     stem = NanoTrackStem().eval()
     before = stem.features[0][0].weight.clone()
     stem.load_pretrained()

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..contract import (PIXEL_MEAN, PIXEL_SCALE, STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest,
-                        stage_input_names)
+from ..contract import (STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest, stage_input_names,
+                        to_network_input)
 from ..model import DyTrackNet, StageGraph, TemplateGraph, load_checkpoint
 
 OPSET = 18
@@ -34,8 +34,7 @@ def _export(module, args, path, input_names, output_names):
 
 
 def _to_input(bgr: np.ndarray, size: int) -> torch.Tensor:
-    rgb = cv2.cvtColor(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(((rgb.astype(np.float32) - PIXEL_MEAN) / PIXEL_SCALE).transpose(2, 0, 1)[None].copy())
+    return torch.from_numpy(to_network_input(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)))
 
 
 def example_inputs(model: DyTrackNet, frame: Optional[np.ndarray] = None, seed: int = 0) -> Tuple[torch.Tensor, ...]:

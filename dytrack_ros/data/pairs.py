@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..model.config import ModelConfig
-from ..tracking.crops import box_to_crop_units, crop_and_resize, crop_side, box_center, to_network_input
+from ..contract import to_network_input
+from ..tracking.crops import box_to_crop_units, crop_and_resize, crop_side, box_center
 from .synthetic import Scene, SequenceSpec
 
 

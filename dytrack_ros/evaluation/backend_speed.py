@@ -15,7 +15,8 @@ import numpy as np
 from ..backends import BackendError, available_backends, create_backend
 from ..data.sequences import generated_suite
 from ..runtime import build_tracker, model_manifest
-from ..tracking.crops import box_center, crop_and_resize, crop_side, to_network_input
+from ..contract import to_network_input
+from ..tracking.crops import box_center, crop_and_resize, crop_side
 from . import machine
 from .runner import run_dytrack
 

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from ..contract import STAGE_OUTPUTS, TEMPLATE_INPUT, Manifest, stage_input_names
+from ..contract import STAGE_OUTPUTS, TEMPLATE_INPUT, Manifest, stage_input_names, to_network_input
 from ..data.realdata import load_split, realdata_root
-from ..tracking.crops import box_center, crop_and_resize, crop_side, to_network_input
+from ..tracking.crops import box_center, crop_and_resize, crop_side
 from . import machine
 
 

@@ -1,4 +1,5 @@
-"""Crop geometry shared by training and tracking, so both see exactly the same pixels.
+"""Crop geometry shared by training and tracking, so both see exactly the same pixels (the normalisation that
+follows is the contract's `to_network_input`).
 
 Boxes are (x, y, w, h) in image pixels, x/y the top-left corner. A crop is a square of side
 sqrt(w*h) * factor centred on the box, resized to `out_size`; parts outside the image are filled
@@ -10,8 +11,6 @@ from typing import Tuple
 
 import cv2
 import numpy as np
-
-from ..contract import PIXEL_MEAN, PIXEL_SCALE
 
 
 def crop_side(box, factor: float) -> float:
@@ -29,12 +28,6 @@ def crop_and_resize(image: np.ndarray, center, side: float, out_size: int) -> np
     m = np.array([[scale, 0.0, out_size / 2.0 - cx * scale],
                   [0.0, scale, out_size / 2.0 - cy * scale]], dtype=np.float64)
     return cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def to_network_input(crop_bgr: np.ndarray) -> np.ndarray:
-    """uint8 BGR HxWx3 -> float32 1x3xHxW RGB normalised."""
-    rgb = crop_bgr[:, :, ::-1].astype(np.float32)
-    return ((rgb - PIXEL_MEAN) / PIXEL_SCALE).transpose(2, 0, 1)[None].copy()
 
 
 def box_to_crop_units(box, center, side: float) -> np.ndarray:

@@ -17,8 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..contract import StagedBackend, default_thresholds
-from .crops import (box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box, to_network_input)
+from ..contract import StagedBackend, default_thresholds, to_network_input
+from .crops import box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box
 
 IDLE, TRACKING, LOST = 0, 1, 2
 STATE_NAMES = {IDLE: "idle", TRACKING: "tracking", LOST: "lost"}

@@ -13,7 +13,7 @@ from visualization_msgs.msg import ImageMarker
 
 from dytrack_ros.msg import TrackedTarget
 
-from ..tracking import LOST, TRACKING
+from ..tracking import LOST, STATE_NAMES, TRACKING
 
 try:  # only on ROS installs that have vision_msgs
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -21,8 +21,7 @@ except ImportError:
     Detection2DArray = None
 
 STATE_OF = {TRACKING: TrackedTarget.STATE_TRACKING, LOST: TrackedTarget.STATE_LOST}
-STATE_LABEL = {TrackedTarget.STATE_IDLE: "idle", TrackedTarget.STATE_TRACKING: "tracking",
-               TrackedTarget.STATE_LOST: "lost"}
+STATE_LABEL = {STATE_OF.get(state, TrackedTarget.STATE_IDLE): name for state, name in STATE_NAMES.items()}
 
 
 def tracked_target(header, result, num_stages: int, latency_ms: float, camera_latency_ms: float,

@@ -6,10 +6,18 @@ them silently (best-effort QoS). DDS numbers every sample of a publisher: gaps i
 """
 from __future__ import annotations
 
+import collections
 from typing import Callable, Optional
 
 FIX = ("set FASTDDS_DEFAULT_PROFILES_FILE=<share>/dytrack_ros/config/fastdds_large_data.xml on the camera's "
        "publisher (or FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA on both sides); see README 'Camera-sized images'")
+
+
+def sample_id(info: Optional[dict]):
+    """(publisher GID, sequence number) that DDS gave a sample, from rclpy's MessageInfo; None when the rmw does
+    not report sequence numbers."""
+    seq = (info or {}).get("publication_sequence_number")
+    return (str(info.get("publisher_gid")), seq) if seq else None
 
 
 class TransportWatch:
@@ -21,10 +29,10 @@ class TransportWatch:
         self._bytes = 0
 
     def seen(self, info: Optional[dict], size: int) -> None:
-        seq = (info or {}).get("publication_sequence_number")
-        if not seq:
+        sample = sample_id(info)
+        if sample is None:
             return                       # this rmw does not report sequence numbers
-        gid = str((info or {}).get("publisher_gid"))
+        gid, seq = sample
         last = self._last.get(gid)
         self._last[gid] = seq
         self.received += 1
@@ -44,16 +52,13 @@ class DuplicateFilter:
     publisher and sequence number."""
 
     def __init__(self, size: int = 32):
-        self._seen: list = []
-        self.size = size
+        self._seen = collections.deque(maxlen=size)
 
     def first_time(self, info: Optional[dict]) -> bool:
-        info = info or {}
-        seq = info.get("publication_sequence_number")
-        if not seq:
+        key = sample_id(info)
+        if key is None:
             return True                  # this rmw does not say: accept
-        key = (str(info.get("publisher_gid")), seq)
         if key in self._seen:
             return False
-        self._seen = self._seen[-(self.size - 1):] + [key]
+        self._seen.append(key)
         return True

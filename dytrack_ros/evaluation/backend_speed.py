@@ -7,7 +7,6 @@ Same crops and frames for every backend, one process, one run. Writes a Markdown
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -100,10 +99,7 @@ def main(argv=None):
         d, f = res["dynamic (calibrated thresholds)"], res["full depth (forced)"]
         lines.append(f"| {name} | {d[0]:.2f} | {1000 / d[0]:.0f} | {d[1]:.2f} | {f[0]:.2f} | {1000 / f[0]:.0f} | "
                      f"{f[0] / d[0]:.2f}x |")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    machine.write_report(args.out, lines)
 
 
 if __name__ == "__main__":

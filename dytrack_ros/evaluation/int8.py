@@ -115,10 +115,7 @@ def main(argv=None):
                                 for g, r in zip(got, reference) for k in range(len(stages))]))
         med = float(np.median(times[name]))
         lines.append(f"| {name} | {med:.2f} | {base / med:.2f}x | {dmap:.3f} | {dscore:.3f} |")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    machine.write_report(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -30,5 +30,15 @@ def describe() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM{gpu}; Python {platform.python_version()}"
 
 
+def write_report(path: str, lines) -> None:
+    """Write a Markdown result file (its folder made if needed) and print it."""
+    text = "\n".join(lines)
+    text += "" if text.endswith("\n") else "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    print(text, end="")
+
+
 def today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

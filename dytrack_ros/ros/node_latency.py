@@ -108,9 +108,7 @@ def main(argv=None):
              f"| end to end: publish here -> result received here | {pct(e2e)} |",
              f"| added by node + DDS transport (end to end - bare tracker p50) | "
              f"{np.percentile(e2e, 50) - np.percentile(bare_ms, 50):.2f} (p50) |"]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    machine.write_report(args.out, lines)
     n.destroy_node()
     rclpy.try_shutdown()
 

@@ -433,10 +433,7 @@ def main(argv=None):
               f"dropped as stale by design); node memory {flood['rss_mb'][0]:.0f} -> {flood['rss_mb'][1]:.0f} MB.",
               f"Soak: {soak['answered']} of {soak['sent']} frames answered in {soak['seconds']:g} s; node memory "
               f"{soak['rss_mb'][0]:.0f} -> {soak['rss_mb'][1]:.0f} MB.", ""]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
+    machine.write_report(args.out, lines)
     return 1 if failures else 0
 
 

@@ -20,6 +20,20 @@ def node_command(namespace, params=(), params_file=os.path.join(ROOT, "config", 
     return cmd
 
 
+FRAME_PERIOD_NS = 66_666_667  # 15 Hz camera
+
+
+def stop_process(proc, timeout=10):
+    """SIGINT (the clean shutdown path), then kill if it does not exit."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class NodeProcess:
     """The tracker node in its own process; its output goes to a log file the test can read."""
 
@@ -51,13 +65,7 @@ class NodeProcess:
         return False
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT: clean shutdown path
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -120,6 +128,15 @@ class RosTestGraph:
     def image_msg(self, frame, stamp_ns, encoding="bgr8"):
         from dytrack_ros.ros.qa import image_message
         return image_message(frame, stamp_ns, encoding)
+
+    def publish_frames(self, frames, t0_ns, period_s=1 / 15):
+        """Publish frames stamped t0, t0 + 1/15 s, ... at a camera's pace; returns their stamps."""
+        stamps = []
+        for i, frame in enumerate(frames):
+            stamps.append(t0_ns + i * FRAME_PERIOD_NS)
+            self.image_pub.publish(self.image_msg(frame, stamps[-1]))
+            time.sleep(period_s)
+        return stamps
 
     def send_init(self, box, stamp_ns=0):
         from dytrack_ros.ros.qa import box_message

@@ -9,12 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import ROOT, ros_env
-from ros_harness import RosTestGraph
+from ros_harness import RosTestGraph, stop_process
 
 PACKAGE_FILES = ("package.xml", "CMakeLists.txt", "msg", "srv", "dytrack_ros", "launch", "config", "models", "scripts")
 VENV = os.path.dirname(os.path.dirname(sys.executable))
@@ -83,9 +82,7 @@ def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):
     try:
         assert g.wait_for_subscriber(), log_path.read_text()
         g.send_init(list(boxes[0]), stamp_ns=10**12)
-        for i, frame in enumerate(frames[:12]):
-            g.image_pub.publish(g.image_msg(frame, 10**12 + i * 66_666_667))
-            time.sleep(1 / 15)
+        g.publish_frames(frames[:12], 10**12)
         assert g.wait_for(lambda gr: sum(m.state == m.STATE_TRACKING for m in gr.targets) >= 5, 20), \
             log_path.read_text()
         out = log_path.read_text()
@@ -93,8 +90,4 @@ def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):
         assert f"{workspace}/install/dytrack_ros/share/dytrack_ros/models/dytrack_small" in out, out
     finally:
         g.close()
-        proc.send_signal(2)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

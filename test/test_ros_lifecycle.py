@@ -5,9 +5,8 @@ import time
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 
-from ros_harness import NodeProcess, RosTestGraph
+from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph
 
-FRAME_NS = 66_666_667
 
 
 def state_of(g):
@@ -18,12 +17,6 @@ def change(g, transition):
     req = ChangeState.Request()
     req.transition.id = transition
     return g.call_service(ChangeState, f"{g.namespace}/dytrack_tracker/change_state", req, timeout=30).success
-
-
-def publish(g, frames, t0):
-    for i, f in enumerate(frames):
-        g.image_pub.publish(g.image_msg(f, t0 + i * FRAME_NS))
-        time.sleep(1 / 15)
 
 
 def tracking(g):
@@ -47,19 +40,19 @@ def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_
             assert change(g, Transition.TRANSITION_ACTIVATE)
             assert g.wait_for_subscriber(), node.output()
             g.send_init(list(boxes[0]), stamp_ns=10**12)
-            publish(g, frames[:8], 10**12)
+            g.publish_frames(frames[:8], 10**12)
             assert _wait(lambda: len(tracking(g)) >= 4), node.output()
 
             assert change(g, Transition.TRANSITION_DEACTIVATE)
             assert state_of(g) == State.PRIMARY_STATE_INACTIVE
             n = len(g.targets)
-            publish(g, frames[8:14], 10**12 + 8 * FRAME_NS)             # paused: nothing is tracked or published
+            g.publish_frames(frames[8:14], 10**12 + 8 * FRAME_PERIOD_NS)             # paused: nothing is tracked or published
             time.sleep(1.0)
             assert len(g.targets) == n and "paused (" in node.output()
 
             assert change(g, Transition.TRANSITION_ACTIVATE)          # resumes the same target, no new box
             assert g.wait_for_subscriber(), node.output()
-            publish(g, frames[14:22], 10**12 + 14 * FRAME_NS)
+            g.publish_frames(frames[14:22], 10**12 + 14 * FRAME_PERIOD_NS)
             assert _wait(lambda: len([m for m in g.targets[n:] if m.state != m.STATE_IDLE]) >= 3), node.output()
             assert node.output().count("initialised on frame") == 1
 

@@ -16,9 +16,8 @@ import pytest
 from conftest import ROOT, SHIPPED_MODEL, ros_env
 from dytrack_ros.evaluation.metrics import box_iou
 from dytrack_ros.ros.qa import jpeg_bomb, png_bomb
-from ros_harness import NodeProcess, RosTestGraph, node_command
+from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph, node_command
 
-FRAME_PERIOD_NS = 66_666_667  # 15 Hz camera
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +31,6 @@ def graph(tmp_path_factory, heldout_sequence):
         g.close()
 
 
-def publish_sequence(g, frames, t0_ns, period_s=1 / 15):
-    stamps = []
-    for i, f in enumerate(frames):
-        ns = t0_ns + i * FRAME_PERIOD_NS
-        g.image_pub.publish(g.image_msg(f, ns))
-        stamps.append(ns)
-        time.sleep(period_s)
-    return stamps
-
-
 def stamp_of(msg):
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
@@ -52,7 +41,7 @@ def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker
     t0 = 1_000 * 1_000_000_000
     graph.send_init(init, stamp_ns=t0)                # before any image: must wait, not fail
     assert graph.tracker.wait_for_output("init box received before any image")
-    stamps = publish_sequence(graph, frames, t0)
+    stamps = graph.publish_frames(frames, t0)
     assert graph.wait_for(lambda g: any(stamp_of(m) == stamps[-1] for m in g.targets), 15), graph.tracker.output()
     by_stamp = {stamp_of(m): m for m in graph.targets if m.state != m.STATE_IDLE}   # IDLE: the start-up notice
     assert set(by_stamp) <= set(stamps[1:]), "every result carries the stamp of a published frame"
@@ -79,7 +68,7 @@ def test_a_dead_camera_reads_stale_and_zero_fps(graph, heldout_sequence):
     frames, boxes = heldout_sequence
     t0 = 1_500 * 1_000_000_000
     graph.send_init(boxes[0], stamp_ns=t0)
-    publish_sequence(graph, frames[:15], t0)
+    graph.publish_frames(frames[:15], t0)
     assert graph.wait_for(lambda g: g.diagnostics and float(g.diagnostics[-1]["input_fps"]) > 1, 5)
     time.sleep(5.3)                                 # stale_after: 2 s; rates cover the last 5 s
     n = len(graph.diagnostics)
@@ -127,7 +116,7 @@ def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_seque
     assert graph.tracker.proc.poll() is None, "node died"
     n = len(graph.targets)
     graph.send_init(boxes[0], stamp_ns=t0)
-    publish_sequence(graph, frames[1:10], t0 + FRAME_PERIOD_NS)
+    graph.publish_frames(frames[1:10], t0 + FRAME_PERIOD_NS)
     assert graph.wait_for(lambda g: len(g.targets) >= n + 5, 10), "node stopped tracking after bad input"
 
 
@@ -145,7 +134,7 @@ def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, he
     frames, boxes = heldout_sequence
     t0 = 3_000 * 1_000_000_000
     graph.send_init(boxes[0], stamp_ns=t0)
-    stamps = publish_sequence(graph, frames[:12], t0)
+    stamps = graph.publish_frames(frames[:12], t0)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
     assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {1}
     r = set_param("exit_thresholds", [1.5, 0.0, 0.0])
@@ -154,7 +143,7 @@ def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, he
     assert not r.successful and "3 stages" in r.reason
     assert not set_param("backend", "torch").successful                 # read-only after start
     assert set_param("exit_thresholds", [1.0, 1.0, 0.0]).successful     # force full depth
-    stamps = publish_sequence(graph, frames[12:24], t0 + 12 * FRAME_PERIOD_NS)
+    stamps = graph.publish_frames(frames[12:24], t0 + 12 * FRAME_PERIOD_NS)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
     assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {3}
 
@@ -166,7 +155,7 @@ def test_reset_service_stops_tracking(graph, heldout_sequence):
     # consumers are told at once (a follow controller must not keep acting on the last TRACKING message)
     assert graph.wait_for(lambda g: g.targets and g.targets[-1].state == g.targets[-1].STATE_IDLE, 5)
     n = len(graph.targets)
-    publish_sequence(graph, heldout_sequence[0][:5], 4_000 * 1_000_000_000)
+    graph.publish_frames(heldout_sequence[0][:5], 4_000 * 1_000_000_000)
     time.sleep(1.0)
     assert len(graph.targets) == n, "no results while idle"
     assert graph.wait_for(lambda g: g.diagnostics and g.diagnostics[-1]["state"] == "idle", 5)
@@ -344,12 +333,12 @@ def test_reset_then_init_is_never_lost_and_a_reset_outlives_a_restart(tmp_path, 
             g.send_init([40, 40, 30, 30], stamp_ns=0)
             assert node.wait_for_output("the box a reset cancelled"), node.output()
             t0 = 8_000 * 1_000_000_000
-            publish_sequence(g, frames[:5], t0)
+            g.publish_frames(frames[:5], t0)
             time.sleep(1.0)
             assert all(m.state == m.STATE_IDLE for m in g.targets), \
                 "a restarted node resumed the target a reset had cancelled"
             g.send_init(boxes[0], stamp_ns=0)               # a new box after the reset is taken
-            publish_sequence(g, frames[5:15], t0 + 5 * FRAME_PERIOD_NS)   # (under load the box may land late)
+            g.publish_frames(frames[5:15], t0 + 5 * FRAME_PERIOD_NS)   # (under load the box may land late)
             assert g.wait_for(lambda g: sum(m.state != m.STATE_IDLE for m in g.targets) >= 2, 10), node.output()
         finally:
             g.close()

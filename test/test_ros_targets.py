@@ -4,18 +4,8 @@ import time
 
 import pytest
 
-from ros_harness import NodeProcess, RosTestGraph
+from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph
 
-FRAME_NS = 66_666_667
-
-
-def publish_frames(g, frames, t0_ns, period=1 / 15):
-    stamps = []
-    for i, f in enumerate(frames):
-        g.image_pub.publish(g.image_msg(f, t0_ns + i * FRAME_NS))
-        stamps.append(t0_ns + i * FRAME_NS)
-        time.sleep(period)
-    return stamps
 
 
 def tracking_results(g):
@@ -36,7 +26,7 @@ def test_latched_box_before_start_and_default_qos_box_after_both_start_tracking_
         with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"],
                          namespace=namespace) as node:
             assert g.wait_for_subscriber(), node.output()
-            publish_frames(g, frames[:4], 10**12)
+            g.publish_frames(frames[:4], 10**12)
             assert node.wait_for_output("initialised on frame", 15), node.output()
             assert g.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), node.output()
             # an ordinary publisher, as `ros2 topic pub` or create_publisher(..., 10) makes
@@ -45,8 +35,8 @@ def test_latched_box_before_start_and_default_qos_box_after_both_start_tracking_
             while plain.get_subscription_count() == 0 and time.monotonic() < end:
                 time.sleep(0.05)
             assert plain.get_subscription_count() > 0
-            plain.publish(box_message(list(boxes[4]), 10**12 + 4 * FRAME_NS))
-            publish_frames(g, frames[4:8], 10**12 + 4 * FRAME_NS)
+            plain.publish(box_message(list(boxes[4]), 10**12 + 4 * FRAME_PERIOD_NS))
+            g.publish_frames(frames[4:8], 10**12 + 4 * FRAME_PERIOD_NS)
             end = time.monotonic() + 15
             while node.output().count("initialised on frame") < 2 and time.monotonic() < end:
                 time.sleep(0.1)
@@ -82,7 +72,7 @@ def test_set_target_answers_with_the_exact_reason(served, heldout_sequence):
     r = set_target(served, list(boxes[0]))
     assert not r.success and "no image received yet" in r.message
     h, w = frames[0].shape[:2]
-    publish_frames(served, frames[:1], 2 * 10**12)
+    served.publish_frames(frames[:1], 2 * 10**12)
     time.sleep(0.5)
     cases = [([float("nan"), 10, 20, 20], "finite"),
              ([10, 10, 0, 20], "positive"),
@@ -98,7 +88,7 @@ def test_set_target_answers_with_the_exact_reason(served, heldout_sequence):
     assert not r.success and "gone" in r.message, r.message
     r = set_target(served, list(boxes[0]))
     assert r.success and "initialised on frame 2000.000000000" in r.message, r.message
-    publish_frames(served, frames[1:4], 2 * 10**12 + FRAME_NS)
+    served.publish_frames(frames[1:4], 2 * 10**12 + FRAME_PERIOD_NS)
     assert served.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), served.tracker.output()
 
 
@@ -115,7 +105,7 @@ def test_a_usb_camera_yuyv_stream_is_tracked(tmp_path, tiny_bundle, heldout_sequ
             for i, frame in enumerate(frames[:8]):
                 packed = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_YUY2)          # (h, w, 2)
                 msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="yuyv", step=frame.shape[1] * 2)
-                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(3 * 10**12 + i * FRAME_NS, 10**9)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(3 * 10**12 + i * FRAME_PERIOD_NS, 10**9)
                 msg.data = packed.tobytes()
                 g.image_pub.publish(msg)
                 time.sleep(1 / 15)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT, SHIPPED_MODEL, ros_env
-from ros_harness import NodeProcess, RosTestGraph
+from ros_harness import NodeProcess, RosTestGraph, stop_process
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -89,11 +89,7 @@ def test_drag_a_box_in_the_browser_and_the_node_tracks_it(tmp_path, browser, hel
         finally:
             camera_on.clear()
             g.close()
-            picker.send_signal(2)
-            try:
-                picker.wait(10)
-            except subprocess.TimeoutExpired:
-                picker.kill()
+            stop_process(picker)
             picker_log.close()
 
 
@@ -120,5 +116,4 @@ def test_the_page_explains_a_refused_box(tmp_path):
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/frame.jpg", timeout=5)   # 503: no camera frame yet
     finally:
-        proc.send_signal(2)
-        proc.wait(10)
+        stop_process(proc)

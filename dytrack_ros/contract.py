@@ -75,12 +75,14 @@ class StageResult:
     box: np.ndarray         # (4,) cx, cy, w, h in crop fractions, at the raw peak
     score: float            # the exit's predicted IoU of its own box
 
+    def __post_init__(self):
+        self.score = float(self.score)
+
     @classmethod
     def from_outputs(cls, out: Dict[str, np.ndarray]) -> "StageResult":
         """From a graph's outputs by name (batch of one)."""
         grid = out["score_map"].shape[-1]
-        return cls(**{name: np.asarray(out[name]).reshape(shape) for name, shape in head_shapes(grid).items()}) \
-            ._with_float_score()
+        return cls(**{name: np.asarray(out[name]).reshape(shape) for name, shape in head_shapes(grid).items()})
 
     @classmethod
     def from_flat(cls, flat: np.ndarray, grid: int) -> "StageResult":
@@ -90,11 +92,7 @@ class StageResult:
             n = int(np.prod(shape))
             parts[name] = flat[start:start + n].reshape(shape)
             start += n
-        return cls(**parts)._with_float_score()
-
-    def _with_float_score(self) -> "StageResult":
-        self.score = float(self.score)
-        return self
+        return cls(**parts)
 
 
 class StagedBackend(ABC):

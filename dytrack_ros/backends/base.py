@@ -23,18 +23,18 @@ class ChainedGraphBackend(StagedBackend):
 
     @abstractmethod
     def _run_template(self, template: np.ndarray) -> np.ndarray:
-        """template crop -> template tokens"""
+        """template crop -> template tokens (an array the caller may keep)"""
 
     @abstractmethod
     def _run_graph(self, stage: int, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
-        """one stage graph; outputs in the manifest's output order (STAGE_OUTPUTS)"""
+        """one stage graph; outputs in the manifest's output order (STAGE_OUTPUTS), arrays the caller may keep"""
 
     @abstractmethod
     def _graph_inputs(self, stage: int) -> List[str]:
         """the inputs the graph declares (a recycling schema that ignores one exports a graph without it)"""
 
     def set_template(self, template: np.ndarray) -> None:
-        self._template = np.array(self._run_template(np.ascontiguousarray(template, np.float32)))
+        self._template = self._run_template(np.ascontiguousarray(template, np.float32))
 
     def run_stage(self, stage: int, search: Optional[np.ndarray] = None) -> StageResult:
         if stage == 0:
@@ -46,7 +46,6 @@ class ChainedGraphBackend(StagedBackend):
         accepted = self._graph_inputs(stage)
         feeds = {n: v for n, v in zip(stage_input_names(stage), values) if n in accepted}
         out = dict(zip(STAGE_OUTPUTS, self._run_graph(stage, feeds)))
-        # copies: a runtime may reuse its output buffers on the next call
-        self._carry, self._prev_score = np.array(out["carry"]), np.array(out["score_map"])
+        self._carry, self._prev_score = out["carry"], out["score_map"]
         return StageResult.from_outputs(out)
 

@@ -27,13 +27,14 @@ class OpenVINOBackend(ChainedGraphBackend):
         self._inputs = [[i.get_any_name() for i in m.inputs] for m in self.stage_models]
         self._outputs = manifest.output_names
 
+    # copies: OpenVINO reuses a request's output buffers on its next call
     def _run_template(self, template):
-        return self.template_model({TEMPLATE_INPUT: template})[0]
+        return self.template_model({TEMPLATE_INPUT: template})[0].copy()
 
     def _run_graph(self, stage, feeds):
         res = self.requests[stage].infer(feeds)
         by_name = {k.get_any_name(): v for k, v in res.items()}
-        return [by_name[n] for n in self._outputs]
+        return [by_name[n].copy() for n in self._outputs]
 
     def _graph_inputs(self, stage):
         return self._inputs[stage]

@@ -20,9 +20,9 @@ def change(g, transition):
 
 
 def tracking(g):
-    """Results for a target (tracking or lost: the tiny test model's scores are not calibrated)."""
-    with g.lock:
-        return [m for m in g.targets if m.state != m.STATE_IDLE]
+    """Results for a target (tracking or lost: the tiny test model's scores are not calibrated); called inside
+    g.wait_for, which holds g.lock."""
+    return [m for m in g.targets if m.state != m.STATE_IDLE]
 
 
 def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_sequence):
@@ -41,7 +41,7 @@ def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_
             assert g.wait_for_subscriber(), node.output()
             g.send_init(list(boxes[0]), stamp_ns=10**12)
             g.publish_frames(frames[:8], 10**12)
-            assert _wait(lambda: len(tracking(g)) >= 4), node.output()
+            assert g.wait_for(lambda gr: len(tracking(gr)) >= 4), node.output()
 
             assert change(g, Transition.TRANSITION_DEACTIVATE)
             assert state_of(g) == State.PRIMARY_STATE_INACTIVE
@@ -53,7 +53,7 @@ def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_
             assert change(g, Transition.TRANSITION_ACTIVATE)          # resumes the same target, no new box
             assert g.wait_for_subscriber(), node.output()
             g.publish_frames(frames[14:22], 10**12 + 14 * FRAME_PERIOD_NS)
-            assert _wait(lambda: len([m for m in g.targets[n:] if m.state != m.STATE_IDLE]) >= 3), node.output()
+            assert g.wait_for(lambda gr: len([m for m in gr.targets[n:] if m.state != m.STATE_IDLE]) >= 3), node.output()
             assert node.output().count("initialised on frame") == 1
 
             assert change(g, Transition.TRANSITION_DEACTIVATE)
@@ -74,12 +74,3 @@ def test_a_failed_configure_reports_the_reason_and_the_node_stays_up(tmp_path):
             assert state_of(g) == State.PRIMARY_STATE_UNCONFIGURED and node.proc.poll() is None
         finally:
             g.close()
-
-
-def _wait(predicate, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

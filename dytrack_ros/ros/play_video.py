@@ -121,13 +121,15 @@ def bag_frames(path: str, topic: str = ""):
     fps = camera.msgcount / max((reader.duration or 1) / 1e9, 1e-3) if camera.msgcount > 1 else 30.0
 
     def frames():
-        for conn, _, raw in reader.messages(connections=[camera]):
-            msg = reader.deserialize(raw, conn.msgtype)
-            if conn.msgtype.endswith("CompressedImage"):
-                yield decode_compressed(bytes(msg.data), msg.format)
-            else:
-                yield image_to_bgr(msg)
-        reader.close()
+        try:
+            for conn, _, raw in reader.messages(connections=[camera]):
+                msg = reader.deserialize(raw, conn.msgtype)
+                if conn.msgtype.endswith("CompressedImage"):
+                    yield decode_compressed(bytes(msg.data), msg.format)
+                else:
+                    yield image_to_bgr(msg)
+        finally:                         # also when the player stops early (--max-frames, Ctrl-C)
+            reader.close()
     print(f"playing {camera.topic} ({camera.msgtype}, {camera.msgcount} frames) from {path}", flush=True)
     return frames(), fps
 

@@ -169,7 +169,7 @@ class Manifest:
     @classmethod
     def from_model_config(cls, folder: str, model_config: dict) -> "Manifest":
         """What a folder with only a checkpoint implies: its geometry and the uncalibrated thresholds."""
-        n = len(model_config["stage_ends"])
+        n = len(model_config["stage_ends"]) + (model_config.get("first_exit", "none") != "none")
         data = {k: model_config[k] for k in ("template_size", "search_size", "template_factor", "search_factor")}
         data.update(num_stages=n, exit_thresholds=default_thresholds(n), model_config=dict(model_config))
         return cls(folder, data)

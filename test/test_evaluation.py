@@ -137,3 +137,23 @@ def test_model_card_command_calibrates_and_writes_card(tiny_bundle, tmp_path):
     assert lo == hi == mean
     manifest = json.load(open(model / "manifest.json"))
     assert "threshold_calibration" in manifest and manifest["exit_thresholds"][-1] == 0.0
+
+
+def test_leave_one_out_threshold_never_scores_a_sequence_with_a_threshold_it_chose():
+    """Three sequences; t=0.3 is right for b and c, t=0.7 only for a. Sequence a must run at the threshold b and c
+    pick (0.3) and score badly: its own preference may not leak into its score."""
+    from dytrack_ros.data.sequences import Sequence
+    from dytrack_ros.evaluation.runner import RunResult, leave_one_out_policy
+    gt = np.array([[10.0, 10.0, 20.0, 20.0]] * 5)
+    suite = [Sequence(n, [None] * 5, gt) for n in "abc"]
+    good, bad = gt.copy(), gt + [200.0, 0.0, 0.0, 0.0]
+
+    def run(name, boxes, stages):
+        return RunResult(name, boxes, np.ones(4), np.full(4, stages))
+    runs = {"DyTrack exit 2 forced (full depth)": [run(n, bad, 2) for n in "abc"],
+            "DyTrack dynamic t=0.30": [run("a", bad, 1), run("b", good, 1), run("c", good, 1)],
+            "DyTrack dynamic t=0.70": [run("a", good, 2), run("b", bad, 2), run("c", good, 2)]}
+    chosen, thresholds = leave_one_out_policy(runs, suite, 2)
+    assert thresholds == [0.3, 0.7, 0.3]   # a: b,c prefer 0.3; b: a,c tie at 0.7 (0.3 fails a); c: 0.3 fewer stages
+    assert chosen[0] is runs["DyTrack dynamic t=0.30"][0]
+    assert leave_one_out_policy({k: v for k, v in runs.items() if "0.70" not in k}, suite, 2) is None

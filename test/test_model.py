@@ -130,6 +130,71 @@ def test_nanotrack_stem_matches_the_published_backbone_graph():
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 
 
+@pytest.mark.skipif(not os.path.isfile(os.path.join(NANOTRACK_DIR, "nanotrack_head_sim.onnx")),
+                    reason="NanoTrack v2's published head graph is not here (HonglinChu/SiamTrackers, "
+                           "NanoTrack/models/nanotrackv2; set DYTRACK_NANOTRACK_DIR)")
+def test_nanotrack_head_matches_the_published_head_graph():
+    import onnxruntime as ort
+    from dytrack_ros.model.nanotrack_head import NanoTrackHead
+    head = NanoTrackHead().eval()
+    head.load_pretrained()
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 3, (1, 48, 8, 8)).astype(np.float32)
+    x = rng.normal(0, 3, (1, 48, 16, 16)).astype(np.float32)
+    ref = ort.InferenceSession(os.path.join(NANOTRACK_DIR, "nanotrack_head_sim.onnx")).run(
+        None, {"input1": z, "input2": x})
+    with torch.no_grad():
+        ours = head.raw(torch.from_numpy(z), torch.from_numpy(x))[:2]
+    for a, b in zip(ours, ref):
+        assert a.shape == b.shape
+        assert np.abs(a.numpy() - b).max() < 1e-4 * np.abs(b).max()
+
+
+def test_nanotrack_head_boxes_are_its_side_distances_in_crop_units():
+    """A cell's box is its anchor (16 j, 16 i) in search pixels plus the (left, top, right, bottom) regression."""
+    from dytrack_ros.model.heads import decode_box
+    from dytrack_ros.model.nanotrack_head import NanoTrackHead
+    head = NanoTrackHead().eval()
+    logits = torch.full((1, 2, 16, 16), -5.0)
+    logits[0, 1, 5, 9] = 5.0                         # peak at row 5, column 9: anchor (144, 80) px
+    ltrb = torch.zeros(1, 4, 16, 16)
+    ltrb[0, :, 5, 9] = torch.tensor([10.0, 20.0, 30.0, 40.0])
+    head.raw = lambda z, x: (logits, ltrb, torch.zeros(1, 96, 16, 16))
+    out = head(None, None)
+    box, idx = decode_box(out["score_map"], out["size_map"], out["offset_map"])
+    assert idx.item() == 5 * 16 + 9
+    # x from 134 to 174 px, y from 60 to 120 px of a 256 px crop
+    assert torch.allclose(box[0], torch.tensor([154 / 256, 90 / 256, 40 / 256, 60 / 256]), atol=1e-6)
+
+
+def test_nanotrack_first_exit_runs_before_the_transformer_stages_and_hands_on_its_tokens():
+    from dytrack_ros.model import StageGraph
+    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=128, search_size=256,
+                      first_exit="nanotrack_v2", dim=32, heads=2, depth=2, stage_ends=(1, 2))
+    assert cfg.num_stages == 3
+    torch.manual_seed(0)
+    model = DyTrackNet(cfg).eval()
+    for lin in model.prediction_embed:
+        torch.nn.init.normal_(lin.weight, std=0.5)
+    t, s = inputs(cfg, b=1)
+    with torch.no_grad():
+        full = model(t, s)
+        template = model.embed_template(t)
+        assert template.shape == (1, 64, 48)            # raw 8 x 8 stem features: the head correlates them
+        staged = [StageGraph(model, 0)(template, s)]
+        for k in (1, 2):
+            staged.append(StageGraph(model, k)(staged[-1][0], staged[-1][1]))
+    assert [o["score_map"].shape[-1] for o in full] == [16, 16, 16]
+    for k in range(3):
+        assert torch.equal(staged[k][1], full[k]["score_map"]) and torch.equal(staged[k][5], full[k]["score"])
+    # stage 0 is NanoTrack's own response: the head on the stem features, whatever the transformer weights
+    with torch.no_grad():
+        logits = model.nano_head.raw(model.stem(t), model.stem(s))[0]
+    assert torch.allclose(full[0]["score_map"], torch.softmax(logits, 1)[:, 1:2])
+    with pytest.raises(ValueError, match="first_exit"):
+        ModelConfig(first_exit="nanotrack_v2")          # needs the NanoTrack stem and 128 / 256 px crops
+
+
 def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.manual_seed(0)
     model = DyTrackNet(tiny_config(), load_pretrained=False).eval()
@@ -144,3 +209,20 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ModelFileError, match="corrupt"):
         load_checkpoint(str(tmp_path / "bad.pt"))
+
+
+def test_transfer_weights_copies_what_fits_and_resizes_the_position_grids():
+    from dytrack_ros.model import transfer_weights
+    torch.manual_seed(0)
+    small = DyTrackNet(tiny_config(), load_pretrained=False)
+    cfg = tiny_config(template_size=2 * tiny_config().template_size, search_size=2 * tiny_config().search_size)
+    big = DyTrackNet(cfg, load_pretrained=False)
+    fresh = transfer_weights(big, small)
+    assert fresh == []                                    # same layers, larger grids: everything carries over
+    assert torch.equal(big.blocks[0].norm1.weight, small.blocks[0].norm1.weight)
+    assert all(torch.equal(a, b) for a, b in zip(big.blocks.parameters(), small.blocks.parameters()))
+    assert big.pos_search.shape[1] == 4 * small.pos_search.shape[1]
+    # a constant position grid stays constant when resized
+    small.pos_search.data.fill_(0.25)
+    transfer_weights(big, small)
+    assert torch.allclose(big.pos_search, torch.full_like(big.pos_search, 0.25))

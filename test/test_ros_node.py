@@ -18,6 +18,9 @@ from dytrack_ros.evaluation.metrics import box_iou
 from dytrack_ros.ros.qa import jpeg_bomb, png_bomb
 from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph, node_command
 
+with open(os.path.join(SHIPPED_MODEL, "manifest.json")) as _f:
+    SHIPPED_STAGES = len(json.load(_f)["stage_graphs"])
+
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker
     assert set(by_stamp) <= set(stamps[1:]), "every result carries the stamp of a published frame"
     assert len(by_stamp) >= 0.8 * (len(frames) - 1), f"only {len(by_stamp)} results for {len(frames) - 1} frames"
     for m in by_stamp.values():
-        assert m.header.frame_id == "cam" and m.num_stages == 3 and 1 <= m.stages_run <= 3
+        assert m.header.frame_id == "cam" and m.num_stages == SHIPPED_STAGES and 1 <= m.stages_run <= SHIPPED_STAGES
     ious = [box_iou([m.x, m.y, m.width, m.height], reference[i])[0]
             for i, ns in enumerate(stamps) if i in reference and ns in by_stamp for m in [by_stamp[ns]]]
     assert len(ious) >= 3 and np.mean(ious) > 0.5, ious
@@ -130,22 +133,23 @@ def test_exit_thresholds_change_at_run_time_and_bad_values_are_refused(graph, he
         req = SetParameters.Request(parameters=[Parameter(name=name, value=v)])
         return graph.call_service(SetParameters, f"{graph.namespace}/dytrack_tracker/set_parameters", req).results[0]
 
-    assert set_param("exit_thresholds", [0.0, 0.0, 0.0]).successful   # everything may exit at stage 1
+    n = SHIPPED_STAGES
+    assert set_param("exit_thresholds", [0.0] * n).successful           # everything may exit at stage 1
     frames, boxes = heldout_sequence
     t0 = 3_000 * 1_000_000_000
     graph.send_init(boxes[0], stamp_ns=t0)
     stamps = graph.publish_frames(frames[:12], t0)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
     assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {1}
-    r = set_param("exit_thresholds", [1.5, 0.0, 0.0])
+    r = set_param("exit_thresholds", [1.5] + [0.0] * (n - 1))
     assert not r.successful and "0..1" in r.reason
     r = set_param("exit_thresholds", [0.5, 0.5])
-    assert not r.successful and "3 stages" in r.reason
+    assert not r.successful and f"{n} stages" in r.reason
     assert not set_param("backend", "torch").successful                 # read-only after start
-    assert set_param("exit_thresholds", [1.0, 1.0, 0.0]).successful     # force full depth
+    assert set_param("exit_thresholds", [1.0] * (n - 1) + [0.0]).successful     # force full depth
     stamps = graph.publish_frames(frames[12:24], t0 + 12 * FRAME_PERIOD_NS)
     assert graph.wait_for(lambda g: sum(stamp_of(m) in stamps for m in g.targets) >= 8, 10)
-    assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {3}
+    assert {m.stages_run for m in graph.targets if stamp_of(m) in stamps} == {n}
 
 
 def test_reset_service_stops_tracking(graph, heldout_sequence):
@@ -261,12 +265,12 @@ def test_startup_errors_are_clear(tmp_path, tiny_bundle):
 
 
 def test_integer_values_for_real_parameters_are_accepted(tmp_path, tiny_bundle, heldout_sequence):
-    """`exit_thresholds: [1, 1, 0]` (the README's own example) and `lost_threshold: 0` in a params file, and an
+    """`exit_thresholds: [1, 1, 0]` (integers, as the README's examples) and `lost_threshold: 0` in a params file, and an
     integer through the parameter service, are numbers like any other."""
     ints = tmp_path / "ints.yaml"
     ints.write_text(open(os.path.join(ROOT, "config", "tracker.yaml")).read().replace(
         "lost_threshold: 0.15", "lost_threshold: 0").replace(
-        "# exit_thresholds: [0.55, 0.6, 0.0]", "exit_thresholds: [1, 1, 0]"))
+        "# exit_thresholds: [0.5, 0.5, 0.5, 0.0]", "exit_thresholds: [1, 1, 0]"))   # the tiny model has 3 stages
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
     with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}"], params_file=str(ints)) as node:

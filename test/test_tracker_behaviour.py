@@ -1,16 +1,10 @@
 """Tracker behaviour with the shipped model on real photos: a target that leaves the image."""
-import pytest
-
 from conftest import SHIPPED_MODEL
 from dytrack_ros.data.sequences import leaving_sequence
 from dytrack_ros.tracking import LOST, TRACKING
 from dytrack_ros.runtime import build_tracker
 
 
-@pytest.mark.xfail(strict=True, reason="known gap of the real-video model (README 'Known gaps'): a patch sliding out "
-                   "of a photo is out of its training distribution; its exits score the background ~0.5-0.6, so none "
-                   "of the 36 target-free frames reads LOST (the photo-trained model reported all 36). Strict: this "
-                   "fails loudly once a model passes it again.")
 def test_target_leaving_the_image_is_reported_lost_without_box_collapse(heldout_photos):
     frames, boxes = leaving_sequence(heldout_photos)
     tracker = build_tracker(SHIPPED_MODEL, "onnxruntime")

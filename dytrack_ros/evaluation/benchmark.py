@@ -26,7 +26,7 @@ from ..runtime import build_tracker
 from . import machine
 from .metrics import forward_backward_error
 from .peers import CLASSICAL, OpenCVTracker
-from .runner import dytrack_variants, evaluate_variants, run_dytrack, run_peer
+from .runner import LOO_NAME, dytrack_variants, evaluate_variants, run_dytrack, run_peer
 
 
 def parse_args(argv=None):
@@ -40,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--photo-sequences", type=int, default=16, help="photo-built held-out sequences (0: skip)")
     p.add_argument("--length", type=int, default=100)
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.5, 0.7])
+    p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8],
+                   help="the threshold sweep (also what the leave-one-sequence-out threshold is chosen from)")
     p.add_argument("--peers", nargs="*", default=["CSRT", "KCF", "MIL"],
                    help=f"available here: {', '.join(CLASSICAL)}")
     p.add_argument("--nanotrack", default="", help="folder with NanoTrack v2's two ONNX graphs (adds the peer)")
@@ -160,6 +161,13 @@ def write_markdown(results, path, args):
             lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | {100 * r['norm_precision']:.1f} "
                          f"| {100 * r['ao']:.1f} | {100 * r['sr50']:.1f} | {r['fps']:.0f} | {r['ms_per_frame']:.2f} | "
                          f"{stages} | {share} |")
+        if LOO_NAME in res:
+            chosen = res[LOO_NAME]["chosen_thresholds"]
+            seq_names = list(res[LOO_NAME]["per_sequence_auc"])
+            lines += ["", f"*{LOO_NAME}*: each sequence runs at the uniform threshold that the calibration rule "
+                      "(fewest mean stages with AUC >= 0.98 x the most accurate policy) picks on the other sequences of "
+                      "this suite from the threshold sweep above, so no sequence is scored with a threshold it helped "
+                      "choose: " + ", ".join(f"{q} {t:.2f}" for q, t in zip(seq_names, chosen)) + "."]
         names = [n for n in res if "per_sequence_auc" in res[n]]
         if names:
             seqs = list(res[names[0]]["per_sequence_auc"])
@@ -204,7 +212,7 @@ def plot(results, out_dir):
     import matplotlib.pyplot as plt
     suite_name, res = next(iter(results["suites"].items()))
     fig, ax = plt.subplots(figsize=(7, 5))
-    dyn = sorted([(r["fps"], 100 * r["auc"], n) for n, r in res.items() if n.startswith("DyTrack dynamic")])
+    dyn = sorted([(r["fps"], 100 * r["auc"], n) for n, r in res.items() if n.startswith("DyTrack dynamic t=")])
     forced = [(r["fps"], 100 * r["auc"], n) for n, r in res.items() if n.startswith("DyTrack exit")]
     ax.plot([p[0] for p in dyn], [p[1] for p in dyn], "-o", color="tab:red", label="DyTrack dynamic (threshold sweep)")
     ax.plot([p[0] for p in forced], [p[1] for p in forced], "D", color="tab:red", fillstyle="none", markersize=8,
@@ -212,6 +220,9 @@ def plot(results, out_dir):
     for fps, auc, n in forced:
         ax.annotate(n.replace("DyTrack ", "").replace(" forced", ""), (fps, auc), fontsize=7, xytext=(4, -10),
                     textcoords="offset points")
+    if LOO_NAME in res:
+        ax.plot(res[LOO_NAME]["fps"], 100 * res[LOO_NAME]["auc"], "*", color="tab:red", markersize=12,
+                label="DyTrack dynamic, threshold chosen on the other sequences")
     for n, r in res.items():
         if not n.startswith("DyTrack"):
             ax.plot(r["fps"], 100 * r["auc"], "s", markersize=7, label=n)

@@ -4,8 +4,11 @@
                  --ablation "recycling+distill=runs/abl_full" --ablation "no recycling=runs/abl_norecycle" ...
 
 --calibrate picks the exit thresholds on real frames of the `--calibration-split` (default: the training
-split of data/real_sequences.json, the first `--calibration-frames` of each sequence; never the validation
-split) and writes them into manifest.json. Results are on the real validation split (never trained on), then
+split of data/real_sequences.json, the first `--calibration-frames` of each sequence) and writes them into
+manifest.json. The shipped model's are picked on the validation split itself (the issue asks for thresholds
+calibrated on real validation frames; the calibration split's 4 sequences proved too few): its "calibrated"
+row is then in-sample, and the leave-one-sequence-out row (each sequence at the threshold the rule picks on
+the other nine) is the figure to quote. Results are on the real validation split (never trained on), then
 on sequences built from held-out photos (`--sequences 0` skips those). Without the real data (`--real ""`)
 calibration and results use photo-built sequences only. The card's results section (between the `results`
 markers) is rewritten; the rest of the card is left alone.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -42,7 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--real", default=None, help="OTB-layout folder of the real sequences (default .data/realdata; "
                                                   "empty: photo-built sequences only)")
     p.add_argument("--calibration-split", default="train")
-    p.add_argument("--calibration-frames", type=int, default=150, help="first N frames of each calibration sequence")
+    p.add_argument("--calibration-frames", type=int, default=150,
+                   help="first N frames of each calibration sequence (0: all)")
     p.add_argument("--ablation", action="append", default=[],
                    help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
     p.add_argument("--ablation-sequences", type=int, default=10)
@@ -53,21 +58,23 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    out = {"machine": machine.describe(), "date": machine.today(), "model": args.model}
+    out = {"machine": machine.describe(), "date": machine.today(), "model": args.model,
+           "argv": list(argv if argv is not None else sys.argv[1:])}
     tracker = build_tracker(args.model, args.backend, threads=args.threads)
     real_root = realdata_root() if args.real is None else args.real
     if args.calibrate:
         if real_root:
-            calib = [Sequence(q.name, q.frames[:args.calibration_frames], q.boxes[:args.calibration_frames])
-                     for q in load_split(args.calibration_split, real_root)]
-            source = (f"real {args.calibration_split} split ({len(calib)} sequences, first "
-                      f"{args.calibration_frames} frames each)")
+            n = args.calibration_frames or None
+            calib = [Sequence(q.name, q.frames[:n], q.boxes[:n]) for q in load_split(args.calibration_split, real_root)]
+            source = (f"real {args.calibration_split} split ({len(calib)} sequences, "
+                      + (f"first {n} frames each)" if n else "all frames)"))
         else:
             calib = generated_suite(args.sequences, args.length, seed=args.seed + 50_000, split="train")
             source = "sequences from training photos"
         th, full, table = calibrate_thresholds(tracker, calib)
         calibration = {
-            "rule": f"fewest mean stages with AUC >= 0.98 x full depth, on {source}",
+            "rule": f"fewest mean stages with AUC >= 0.98 x the best of full depth and the swept thresholds, "
+                    f"on {source}",
             "full_depth_auc": full["auc"], "sweep": {str(t): {"auc": r["auc"], "mean_stages": r["mean_stages"]}
                                                      for t, r in table.items()}}
         Manifest.read(args.model).update(exit_thresholds=th, threshold_calibration=calibration)
@@ -136,13 +143,14 @@ def ablation_run(folder: str, suite, name: str, threads: int) -> dict:
 
 def results_markdown(out, args) -> str:
     lines = [f"Measured {out['date']} on {out['machine']}, backend {args.backend}, {args.threads or 'default'} threads.",
-             f"Command: `dytrack-eval --model {args.model} --sequences {args.sequences} --length {args.length} "
-             f"--seed {args.seed}{' --calibrate' if args.calibrate else ''}` (plus the ablation folders below).",
+             f"Command: `dytrack-eval {' '.join(out.get('argv', []))}`.",
              f"Exit thresholds in use: {out['thresholds']}"
              + (f" (calibrated: {out['calibration']['rule']})." if out.get("calibration") else "."), ""]
     for suite_name, res in out["results"].items():
+        k = len(next(iter(res.values()))["stage_share"])
         lines += [f"{suite_name}:", "",
-                  "| policy | AUC | precision@20px | norm. precision | mean stages | frames exiting at stage 1/2/3 | ms/frame |",
+                  "| policy | AUC | precision@20px | norm. precision | mean stages | frames exiting at stage "
+                  f"{'/'.join(str(i + 1) for i in range(k))} | ms/frame |",
                   "|---|---|---|---|---|---|---|"]
         for name, r in res.items():
             share = "/".join(f"{100 * s:.0f}%" for s in r["stage_share"])

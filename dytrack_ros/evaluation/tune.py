@@ -25,6 +25,9 @@ def parse_args(argv=None):
                    help=f"one of {', '.join(TUNABLE)} and the values to try")
     p.add_argument("--split", default="calibration", choices=["calibration", "train"])
     p.add_argument("--frames", type=int, default=300, help="first N frames of each sequence")
+    p.add_argument("--policy", default="full",
+                   help="full: every stage; dynamic: the manifest's exit thresholds (what the node runs); "
+                        "N: exactly N stages")
     p.add_argument("--write", action="store_true", help="store the best value in manifest.json")
     p.add_argument("--log", default="benchmarks/TRACKER_TUNING.md", help="append the table here")
     return p.parse_args(argv)
@@ -40,19 +43,24 @@ def main(argv=None):
     suite = [Sequence(q.name, q.frames[:args.frames], q.boxes[:args.frames]) for q in load_split(args.split)]
     tracker = build_tracker(args.model, args.backend, threads=1)
     k = tracker.num_stages
+    if args.policy not in ("full", "dynamic") and not args.policy.isdigit():
+        raise SystemExit(f"--policy must be full, dynamic or a number of stages, got {args.policy!r}")
+    forced = k if args.policy == "full" else None if args.policy == "dynamic" else int(args.policy)
 
     def variant(v):
         def run(seq):
             setattr(tracker.params, name, v)
-            return run_dytrack(tracker, seq, force_stages=k)
+            return run_dytrack(tracker, seq, force_stages=forced)
         return run
     runs = run_variants({v: variant(v) for v in values}, suite, f"tune {name}")
     table = {v: summarize(rr, suite, k)["auc"] for v, rr in runs.items()}
     best = max(table, key=table.get)
     lines = [f"## {name} ({machine.today()}, model `{args.model}`)", "",
-             f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, full depth, other "
+             f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, "
+             f"{dict(full='full depth', dynamic='dynamic policy (manifest thresholds)').get(args.policy, f'{forced} stages')}"
+             f", other "
              f"settings as in the manifest; `python -m dytrack_ros.evaluation.tune --model {args.model} --split "
-             f"{args.split} --param {name} {' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
+             f"{args.split} --policy {args.policy} --param {name} {' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
              "| value | AUC |", "|---|---|"] + [f"| {v:g} | {100 * a:.1f} |" for v, a in table.items()] + \
             ["", f"best: {best:g}" + (" (written to manifest.json)" if args.write else ""), ""]
     print("\n".join(lines))

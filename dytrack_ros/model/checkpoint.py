@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .config import ModelConfig
 from .dytrack import DyTrackNet
@@ -40,3 +41,25 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[DyTrackNet, d
         raise ModelFileError(f"model file {path} does not match its config: {exc}") from exc
     model.eval()
     return model, payload.get("extra", {})
+
+
+def transfer_weights(model: DyTrackNet, source: DyTrackNet) -> List[str]:
+    """Starts `model` from another configuration's weights: tensors with the same name and shape are copied, the
+    position embeddings are resized (bilinear) to the new token grids. Returns the names left as initialised."""
+    src = source.state_dict()
+    grids = {"pos_template": (source.cfg.template_grid, model.cfg.template_grid),
+             "pos_search": (source.cfg.search_grid, model.cfg.search_grid)}
+    state, kept = model.state_dict(), []
+    for name, tensor in state.items():
+        value = src.get(name)
+        if name in grids and value is not None and value.shape[-1] == tensor.shape[-1]:
+            old, new = grids[name]
+            grid = value.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+            value = F.interpolate(grid, size=(new, new), mode="bilinear", align_corners=False)
+            value = value.permute(0, 2, 3, 1).reshape(1, new * new, -1)
+        if value is not None and value.shape == tensor.shape:
+            state[name] = value.clone()
+        else:
+            kept.append(name)
+    model.load_state_dict(state)
+    return kept

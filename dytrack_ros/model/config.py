@@ -7,6 +7,9 @@ from typing import Tuple
 
 RECYCLING_SCHEMAS = ("tokens_and_prediction", "tokens", "none")
 STEMS = ("lite0", "nanotrack_v2")   # ImageNet EfficientNet-Lite0 blocks, or NanoTrack v2's tracking-trained backbone
+# "nanotrack_v2": stage 0 is NanoTrack v2's correlation head on the stem features (model/nanotrack_head.py), and the
+# transformer stages come after it
+FIRST_EXITS = ("none", "nanotrack_v2")
 
 
 @dataclass
@@ -28,11 +31,18 @@ class ModelConfig:
     recycling: str = "tokens_and_prediction"  # see RECYCLING_SCHEMAS
     template_factor: float = 2.0     # crop side = sqrt(w*h) * factor
     search_factor: float = 4.0
+    first_exit: str = "none"         # see FIRST_EXITS
 
     def __post_init__(self):
         self.stage_ends = tuple(int(x) for x in self.stage_ends)
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        if self.first_exit not in FIRST_EXITS:
+            raise ValueError(f"first_exit must be one of {FIRST_EXITS}, got {self.first_exit!r}")
+        if self.first_exit == "nanotrack_v2" and (self.stem != "nanotrack_v2" or self.stride != 16
+                                                  or self.template_size != 128 or self.search_size != 256):
+            raise ValueError("first_exit 'nanotrack_v2' needs the nanotrack_v2 stem, stride 16, template 128 and "
+                             "search 256 px (the 8 x 8 and 16 x 16 feature maps its head was trained on)")
         if self.recycling not in RECYCLING_SCHEMAS:
             raise ValueError(f"recycling must be one of {RECYCLING_SCHEMAS}, got {self.recycling!r}")
         if not self.stage_ends or list(self.stage_ends) != sorted(set(self.stage_ends)):
@@ -47,7 +57,12 @@ class ModelConfig:
 
     @property
     def num_stages(self) -> int:
-        return len(self.stage_ends)
+        return len(self.stage_ends) + self.first_exit_stages
+
+    @property
+    def first_exit_stages(self) -> int:
+        """1 when stage 0 is the NanoTrack head exit (the transformer stages are then 1..), else 0."""
+        return 0 if self.first_exit == "none" else 1
 
     @property
     def template_grid(self) -> int:

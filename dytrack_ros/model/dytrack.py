@@ -3,6 +3,9 @@
 Inference contract (what every backend implements, see dytrack_ros/contract.py):
   template tokens  = embed_template(template crop)                      once per target
   stage 0          : (template tokens, search crop)      -> outputs        every frame
+                     (with cfg.first_exit "nanotrack_v2", stage 0 is NanoTrack v2's correlation head on the stem
+                      features, the template "tokens" are the raw 8 x 8 stem features, and the transformer stages
+                      are stages 1..; see model/nanotrack_head.py)
   stage k > 0      : (carry from stage k-1, its score map) -> outputs      only if stage k-1 did not exit
   outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), score (predicted IoU)
 
@@ -22,6 +25,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .heads import CenterHead, IoUHead, decode_box
+from .nanotrack_head import NanoTrackHead
 from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
 from .vit import Block
@@ -46,46 +50,80 @@ class DyTrackNet(nn.Module):
         self.pos_template = nn.Parameter(torch.randn(1, cfg.num_template_tokens, d) * 0.02)
         self.pos_search = nn.Parameter(torch.randn(1, cfg.num_search_tokens, d) * 0.02)
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
-        k = cfg.num_stages
+        k = len(cfg.stage_ends)     # transformer exits; with a first exit they are stages 1..k
+        self.first = cfg.first_exit_stages
         self.exit_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(k))
         self.exit_heads = nn.ModuleList(CenterHead(d, cfg.head_channels, cfg.search_grid) for _ in range(k))
         self.iou_heads = nn.ModuleList(IoUHead(d) for _ in range(k))
         # prediction recycling: previous exit's score map -> additive token embedding (zero-init: starts as "tokens")
-        self.prediction_embed = nn.ModuleList(nn.Linear(1, d) for _ in range(k - 1))
+        self.prediction_embed = nn.ModuleList(nn.Linear(1, d) for _ in range(cfg.num_stages - 1))
         for lin in self.prediction_embed:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         # target-aware self-distillation adaptors (training only; unused at inference)
         self.distill_proj = nn.ModuleList(nn.Linear(d, d) for _ in range(k - 1))
+        if self.first:
+            # NanoTrack's head is kept as trained (frozen, like the stem); only its IoU score is learned here
+            self.nano_head = NanoTrackHead(cfg.stem_channels)
+            if cfg.pretrained_stem if load_pretrained is None else load_pretrained:
+                self.nano_head.load_pretrained()
+            for p in self.nano_head.parameters():
+                p.requires_grad_(False)
+            self.nano_iou = IoUHead(96, template_dim=cfg.stem_channels)
 
     # ---- tokenizer --------------------------------------------------------------------------------
     def _tokens(self, image: torch.Tensor) -> torch.Tensor:
-        if self.cfg.freeze_stem:
-            self.stem.eval()  # frozen BatchNorm statistics even while the rest trains
-        feat = self.stem(image)                         # (B, C, g, g)
+        feat = self._stem_features(image)               # (B, C, g, g); frozen BatchNorm statistics while training
         return self.embed(feat.flatten(2).transpose(1, 2))
 
     def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        if self.first:   # the head needs the raw features; stage 0 embeds them for the transformer stages
+            return self._stem_features(template).flatten(2).transpose(1, 2)
         return self._tokens(template) + self.pos_template
+
+    def _stem_features(self, image: torch.Tensor) -> torch.Tensor:
+        if self.cfg.freeze_stem:
+            self.stem.eval()
+        return self.stem(image)
 
     def embed_search(self, search: torch.Tensor) -> torch.Tensor:
         return self._tokens(search) + self.pos_search
 
     # ---- one stage ----------------------------------------------------------------------------------
     def _layers(self, stage: int) -> range:
-        ends = self.cfg.stage_ends
-        return range(0 if stage == 0 else ends[stage - 1], ends[stage])
+        ends, t = self.cfg.stage_ends, stage - self.first
+        return range(0 if t == 0 else ends[t - 1], ends[t])
+
+    def _nanotrack_exit(self, template_feat: torch.Tensor, search: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Stage 0 with a first exit: NanoTrack's head on the stem features; hands on the embedded tokens."""
+        b, nt, c = template_feat.shape
+        g = self.cfg.template_grid
+        self.nano_head.eval()   # frozen BatchNorm statistics
+        z = template_feat.transpose(1, 2).reshape(b, c, g, g)
+        x = self._stem_features(search)
+        out = self.nano_head(z, x)
+        box, idx = decode_box(out["score_map"], out["size_map"], out["offset_map"])
+        feats = out.pop("features").flatten(2).transpose(1, 2)           # (B, g*g, 96)
+        peak_feat = feats.gather(1, idx.view(-1, 1, 1).expand(-1, 1, feats.shape[2])).squeeze(1)
+        peak = out["score_map"].flatten(1).max(dim=1).values
+        out["score"] = self.nano_iou(peak_feat.detach(), template_feat.mean(1).detach(), peak.detach(),
+                                     box[:, 2:].detach())
+        out["box"] = box
+        out["carry"] = torch.cat([self.embed(template_feat) + self.pos_template,
+                                  self.embed(x.flatten(2).transpose(1, 2)) + self.pos_search], dim=1)
+        return out
 
     def _exit(self, stage: int, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
         nt = self.cfg.num_template_tokens
-        x = self.exit_norms[stage](tokens)
+        t = stage - self.first
+        x = self.exit_norms[t](tokens)
         search = x[:, nt:]
-        score_map, size, offset = self.exit_heads[stage](search)
+        score_map, size, offset = self.exit_heads[t](search)
         box, idx = decode_box(score_map, size, offset)
         peak_token = search.gather(1, idx.view(-1, 1, 1).expand(-1, 1, search.shape[2])).squeeze(1)
         peak = score_map.flatten(1).max(dim=1).values
         # the exit's score: its predicted IoU of its own box
-        score = self.iou_heads[stage](peak_token.detach(), x[:, :nt].mean(1).detach(), peak.detach(),
+        score = self.iou_heads[t](peak_token.detach(), x[:, :nt].mean(1).detach(), peak.detach(),
                                       box[:, 2:].detach())
         return {"score_map": score_map, "size_map": size, "offset_map": offset, "box": box, "score": score,
                 "search_features": search}
@@ -106,21 +144,29 @@ class DyTrackNet(nn.Module):
     # ---- whole network ------------------------------------------------------------------------------
     def forward(self, template: torch.Tensor, search: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
         """Runs stages 0..num_stages-1 (all by default) and returns every exit's outputs (used in training)."""
-        return self.forward_tokens(self.first_stage_tokens(self.embed_template(template), search), num_stages)
+        return self.forward_from(self.first_stage(self.embed_template(template), search), num_stages)
 
     def first_stage_tokens(self, template_tokens: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
         """Stage 0's input: the template tokens (computed once per target) beside this frame's search tokens."""
         return torch.cat([template_tokens, self.embed_search(search)], dim=1)
 
-    def forward_tokens(self, tokens: torch.Tensor, num_stages: Optional[int] = None) -> List[dict]:
-        outs, carry, prev = [], tokens, None
+    def first_stage(self, template_tokens: torch.Tensor, search: torch.Tensor) -> dict:
+        """Stage 0 from the template graph's output and this frame's search crop."""
+        if self.first:
+            return self._nanotrack_exit(template_tokens, search)
+        return self._student(0, self.run_stage(0, self.first_stage_tokens(template_tokens, search)))
+
+    def _student(self, stage: int, out: dict) -> dict:
+        t = stage - self.first
+        if self.training and 0 <= t < len(self.cfg.stage_ends) - 1:   # distillation student (inside forward for DDP)
+            out["distill_student"] = self.distill_proj[t](out["search_features"])
+        return out
+
+    def forward_from(self, first: dict, num_stages: Optional[int] = None) -> List[dict]:
+        outs = [first]
         n = num_stages or self.cfg.num_stages
-        for k in range(n):
-            out = self.run_stage(k, carry, prev)
-            if self.training and k < self.cfg.num_stages - 1:  # distillation student (inside forward for DDP)
-                out["distill_student"] = self.distill_proj[k](out["search_features"])
-            outs.append(out)
-            carry, prev = out["carry"], out["score_map"]
+        for k in range(1, n):
+            outs.append(self._student(k, self.run_stage(k, outs[-1]["carry"], outs[-1]["score_map"])))
         return outs
 
 
@@ -145,7 +191,7 @@ class StageGraph(nn.Module):
 
     def forward(self, a, b):
         if self.stage == 0:   # a = template tokens, b = search crop
-            out = self.model.run_stage(0, self.model.first_stage_tokens(a, b))
+            out = self.model.first_stage(a, b)
         else:                 # a = carry, b = previous score map
             out = self.model.run_stage(self.stage, a, b)
         return tuple(out[n] for n in STAGE_OUTPUTS)

@@ -51,9 +51,10 @@ class IoUHead(nn.Module):
     Inputs are detached during training so the score learns to judge the box without bending the features.
     """
 
-    def __init__(self, dim: int, hidden: int = 64):
+    def __init__(self, dim: int, hidden: int = 64, template_dim: int = 0):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(2 * dim + 3, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        inputs = dim + (template_dim or dim) + 3
+        self.mlp = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
     def forward(self, peak_token, template_summary, peak_score, box_size):
         x = torch.cat([peak_token, template_summary, peak_score[:, None], box_size], dim=1)

@@ -105,12 +105,12 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         total = total + w * (fl + giou_weight * (1 - giou).mean() + l1_weight * l1) + iou_weight * iou_loss
         parts[f"focal{k}"], parts[f"giou{k}"], parts[f"iou_err{k}"] = fl.detach(), giou.mean().detach(), iou_loss.detach()
         parts[f"box_iou{k}"] = achieved.mean()
-    if distill_weight > 0 and len(outs) > 1 and "distill_student" in outs[0]:
+    students = [o["distill_student"] for o in outs[:-1] if "distill_student" in o]   # (a NanoTrack exit has none)
+    if distill_weight > 0 and students:
         mask = target_mask(gt, grid)                      # target-aware: only tokens on the target
         teacher = outs[-1]["search_features"].detach()
         dist = gt.new_zeros(())
-        for k in range(len(outs) - 1):
-            student = outs[k]["distill_student"]
+        for student in students:
             per_token = ((student - teacher) ** 2).mean(-1)
             dist = dist + (per_token * mask).sum() / mask.sum().clamp(min=1)
         total = total + distill_weight * dist

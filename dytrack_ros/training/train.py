@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..model import DyTrackNet, ModelConfig, load_checkpoint, save_checkpoint
+from ..model import DyTrackNet, ModelConfig, load_checkpoint, save_checkpoint, transfer_weights
 from .losses import dytrack_loss
 
 
@@ -141,14 +141,18 @@ def main(argv=None):
             cfg.recycling = args.recycling
             cfg.__post_init__()
         model = DyTrackNet(cfg)
-        if init_model is not None:
+        if init_model is not None and init_model.cfg.to_dict() == cfg.to_dict():
             model.load_state_dict(init_model.state_dict())
+        elif init_model is not None:   # another geometry or a new first exit: start from what fits
+            fresh = [n for n in transfer_weights(model, init_model) if not n.startswith(("stem.", "nano_head."))]
+            if rank == 0:
+                print(f"started from {args.init} (another configuration); newly initialised: {', '.join(fresh)}")
         opt_state = None
     cfg = model.cfg
     model.to(device).train()
     if args.trainable == "iou_heads":
         for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith("iou_heads."))
+            p.requires_grad_(name.startswith(("iou_heads.", "nano_iou.")))
         model.eval()  # frozen BatchNorm in the exit heads; the IoU heads have none
     stem_params = []
     if args.stem_lr_scale > 0 and args.trainable == "all":

@@ -265,9 +265,12 @@ def box_cases(now_ns):
             ("1 px box", [100, 100, 1, 1], 0, "outside")]
 
 
-PARAM_CASES = [("lost_threshold", 2.0, "0..1|out of range"), ("lost_threshold", float("nan"), "0..1|out of range"),
-               ("exit_thresholds", [0.5, 0.5], "stages"), ("exit_thresholds", [-1.0, 0.0, 0.0], "0..1"),
-               ("exit_thresholds", "high", "list"), ("backend", "torch", "read-only|read only")]
+def param_cases(num_stages):
+    """Bad run-time parameters; the threshold lists are sized for the model under test (one short, one bad value)."""
+    return [("lost_threshold", 2.0, "0..1|out of range"), ("lost_threshold", float("nan"), "0..1|out of range"),
+            ("exit_thresholds", [0.5] * (num_stages - 1), "stages"),
+            ("exit_thresholds", [-1.0] + [0.0] * (num_stages - 1), "0..1"),
+            ("exit_thresholds", "high", "list"), ("backend", "torch", "read-only|read only")]
 
 
 def set_param(g, name, value):
@@ -307,13 +310,14 @@ def startup_cases(model, tmp):
     unhashed = os.path.join(tmp, "unhashed")
     shutil.copytree(model, unhashed)
     m = Manifest.read(unhashed)
+    n = m.num_stages
     m.data.pop("sha256", None)
     m.save()
     cases = [("missing model folder", dict(model_path=f"{tmp}/nowhere"), "model folder not found"),
              ("corrupt stage graph", dict(model_path=broken, backend="onnxruntime"), "hash"),
              ("manifest without hashes", dict(model_path=unhashed, backend="onnxruntime"), "hashes"),
              ("unknown backend", dict(backend="warp_drive"), "backend"),
-             ("2 thresholds for 3 stages", dict(exit_thresholds=[0.5, 0.5]), "stages"),
+             (f"{n - 1} thresholds for {n} stages", dict(exit_thresholds=[0.5] * (n - 1)), "stages"),
              ("lost_threshold 7", dict(lost_threshold=7.0), "lost_threshold"),
              ("lost_threshold a string", dict(lost_threshold="high"), "lost_threshold"),
              ("frame_buffer 0", dict(frame_buffer=0), "frame_buffer"),
@@ -361,7 +365,7 @@ def main(argv=None):
             record("init box", name, run.alive(), logged, *run.good_frames(3))
             run.g.box(run.boxes[0], 0)      # back to a valid target for the next case
             time.sleep(0.2)
-        for name, value, reason in PARAM_CASES:
+        for name, value, reason in param_cases(Manifest.read(args.model).num_stages):
             r = set_param(run.g, name, value)
             refused = r is not None and not r.successful and any(x in r.reason for x in reason.split("|"))
             record("parameter at run time", f"{name} = {value!r}", run.alive(), refused, *run.good_frames(3))

@@ -223,9 +223,11 @@ def plot(results, out_dir):
     if LOO_NAME in res:
         ax.plot(res[LOO_NAME]["fps"], 100 * res[LOO_NAME]["auc"], "*", color="tab:red", markersize=12,
                 label="DyTrack dynamic, threshold chosen on the other sequences")
+    peer_colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+                         "tab:olive", "tab:cyan"] * 3)   # red is DyTrack's
     for n, r in res.items():
         if not n.startswith("DyTrack"):
-            ax.plot(r["fps"], 100 * r["auc"], "s", markersize=7, label=n)
+            ax.plot(r["fps"], 100 * r["auc"], "s", markersize=7, color=next(peer_colours), label=n)
     ax.set_xscale("log")
     ax.set_xlabel("speed (fps, log scale)")
     ax.set_ylabel("success AUC (%)")

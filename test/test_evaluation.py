@@ -143,7 +143,7 @@ def test_leave_one_out_threshold_never_scores_a_sequence_with_a_threshold_it_cho
     """Three sequences; t=0.3 is right for b and c, t=0.7 only for a. Sequence a must run at the threshold b and c
     pick (0.3) and score badly: its own preference may not leak into its score."""
     from dytrack_ros.data.sequences import Sequence
-    from dytrack_ros.evaluation.runner import RunResult, leave_one_out_policy
+    from dytrack_ros.evaluation.runner import RunResult, leave_one_out_policy, summarize
     gt = np.array([[10.0, 10.0, 20.0, 20.0]] * 5)
     suite = [Sequence(n, [None] * 5, gt) for n in "abc"]
     good, bad = gt.copy(), gt + [200.0, 0.0, 0.0, 0.0]
@@ -153,7 +153,10 @@ def test_leave_one_out_threshold_never_scores_a_sequence_with_a_threshold_it_cho
     runs = {"DyTrack exit 2 forced (full depth)": [run(n, bad, 2) for n in "abc"],
             "DyTrack dynamic t=0.30": [run("a", bad, 1), run("b", good, 1), run("c", good, 1)],
             "DyTrack dynamic t=0.70": [run("a", good, 2), run("b", bad, 2), run("c", good, 2)]}
-    chosen, thresholds = leave_one_out_policy(runs, suite, 2)
+    def summaries(runs):
+        return {name: summarize(rr, suite, 2) for name, rr in runs.items()}
+    chosen, thresholds = leave_one_out_policy(runs, summaries(runs), 2)
     assert thresholds == [0.3, 0.7, 0.3]   # a: b,c prefer 0.3; b: a,c tie at 0.7 (0.3 fails a); c: 0.3 fewer stages
     assert chosen[0] is runs["DyTrack dynamic t=0.30"][0]
-    assert leave_one_out_policy({k: v for k, v in runs.items() if "0.70" not in k}, suite, 2) is None
+    one_threshold = {k: v for k, v in runs.items() if "0.70" not in k}
+    assert leave_one_out_policy(one_threshold, summaries(one_threshold), 2) is None

@@ -114,35 +114,36 @@ def test_nanotrack_stem_loads_its_shipped_weights_and_takes_our_crops():
     assert torch.allclose(ours, raw, atol=1e-3)                     # the conversion to BGR 0..255 is exact
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(NANOTRACK_DIR, "nanotrack_backbone_sim.onnx")),
-                    reason="NanoTrack v2's published backbone graph is not here (HonglinChu/SiamTrackers, "
-                           "NanoTrack/models/nanotrackv2; set DYTRACK_NANOTRACK_DIR)")
-def test_nanotrack_stem_matches_the_published_backbone_graph():
+def published_graph(part):
+    """NanoTrack v2's published ONNX graph of `part` (backbone/head), or a skip where it is not on this machine."""
+    path = os.path.join(NANOTRACK_DIR, f"nanotrack_{part}_sim.onnx")
+    if not os.path.isfile(path):
+        pytest.skip(f"NanoTrack v2's published {part} graph is not here (HonglinChu/SiamTrackers, "
+                    "NanoTrack/models/nanotrackv2; set DYTRACK_NANOTRACK_DIR)")
     import onnxruntime as ort
+    return ort.InferenceSession(path)
+
+
+def test_nanotrack_stem_matches_the_published_backbone_graph():
     from dytrack_ros.model.nanotrack_stem import NanoTrackStem
     stem = NanoTrackStem().eval()
     stem.load_pretrained()
     x = np.random.default_rng(1).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)
-    ref = ort.InferenceSession(os.path.join(NANOTRACK_DIR, "nanotrack_backbone_sim.onnx")).run(None, {"input": x})[0]
+    ref = published_graph("backbone").run(None, {"input": x})[0]
     with torch.no_grad():
         ours = stem.forward_raw_bgr(torch.from_numpy(x)).numpy()
     assert ours.shape == ref.shape == (1, 48, 16, 16)
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(NANOTRACK_DIR, "nanotrack_head_sim.onnx")),
-                    reason="NanoTrack v2's published head graph is not here (HonglinChu/SiamTrackers, "
-                           "NanoTrack/models/nanotrackv2; set DYTRACK_NANOTRACK_DIR)")
 def test_nanotrack_head_matches_the_published_head_graph():
-    import onnxruntime as ort
     from dytrack_ros.model.nanotrack_head import NanoTrackHead
     head = NanoTrackHead().eval()
     head.load_pretrained()
     rng = np.random.default_rng(2)
     z = rng.normal(0, 3, (1, 48, 8, 8)).astype(np.float32)
     x = rng.normal(0, 3, (1, 48, 16, 16)).astype(np.float32)
-    ref = ort.InferenceSession(os.path.join(NANOTRACK_DIR, "nanotrack_head_sim.onnx")).run(
-        None, {"input1": z, "input2": x})
+    ref = published_graph("head").run(None, {"input1": z, "input2": x})
     with torch.no_grad():
         ours = head.raw(torch.from_numpy(z), torch.from_numpy(x))[:2]
     for a, b in zip(ours, ref):

@@ -54,7 +54,8 @@ def summarize(runs: List[RunResult], suite: Seq[Sequence], num_stages: int = 0) 
     scores: List[SequenceScores] = [score_sequence(r.boxes, s.boxes, s.visible) for r, s in zip(runs, suite)]
     times = np.concatenate([r.times_ms for r in runs])
     out = aggregate(scores)
-    out.update(ms_per_frame=float(times.mean()), fps=float(1000.0 / times.mean()), frames=int(len(times)))
+    out.update(ms_per_frame=float(times.mean()), fps=float(1000.0 / times.mean()), frames=int(len(times)),
+               per_sequence_auc={s.name: sc.auc for s, sc in zip(suite, scores)})
     if runs and runs[0].stages is not None and num_stages:
         st = np.concatenate([r.stages for r in runs])
         out["mean_stages"] = float(st.mean())
@@ -153,19 +154,17 @@ def evaluate_variants(variants: dict, suite, num_stages: int, desc: str) -> dict
     for run in variants.values():   # untimed warm-up: runtime initialisation stays out of the timings
         run(Sequence(first.name, [first.frame(i) for i in range(min(30, len(first)))], first.boxes[:30]))
     runs = run_variants(variants, suite, desc)
-    loo = leave_one_out_policy(runs, suite, num_stages)
-    if loo:   # listed first: the figure to quote for the dynamic policy
-        runs = {LOO_NAME: loo[0], **runs}
-    res = {}
-    for name, rr in runs.items():
+
+    def evaluate(rr):
         r = summarize(rr, suite, num_stages if rr and rr[0].stages is not None else 0)
-        r["per_sequence_auc"] = {s.name: score_sequence(x.boxes, s.boxes, s.visible).auc for x, s in zip(rr, suite)}
         lf = lost_and_found(rr, suite)
         if lf:
             r["lost_and_found"] = lf
-        res[name] = r
-    if loo:
-        res[LOO_NAME]["chosen_thresholds"] = loo[1]
+        return r
+    res = {name: evaluate(rr) for name, rr in runs.items()}
+    loo = leave_one_out_policy(runs, res, num_stages)
+    if loo:   # listed first: the figure to quote for the dynamic policy
+        res = {LOO_NAME: {**evaluate(loo[0]), "chosen_thresholds": loo[1]}, **res}
     return res
 
 
@@ -180,24 +179,26 @@ def choose_threshold(auc: dict, stages: dict, full_auc: float, keep: float = 0.9
     return min(ok, key=lambda t: stages[t]) if ok else max(auc, key=auc.get)
 
 
-def leave_one_out_policy(runs: dict, suite, num_stages: int):
+def leave_one_out_policy(runs: dict, results: dict, num_stages: int):
     """Each sequence run at the threshold the calibration rule picks on the *other* sequences of the same suite,
-    from the sweep already run: an honest estimate of calibrating on this kind of data (no sequence is scored
-    with a threshold it helped choose). Returns ([RunResult per sequence], [threshold per sequence]) or None
-    without a sweep of at least two thresholds."""
-    sweep = {float(name.split("t=")[1]): rr for name, rr in runs.items() if name.startswith("DyTrack dynamic t=")}
-    full = runs.get(f"DyTrack exit {num_stages} forced (full depth)")
-    if len(sweep) < 2 or full is None or len(suite) < 2:
+    from the sweep already run (runs: name -> [RunResult]; results: their summaries with per_sequence_auc): an
+    honest estimate of calibrating on this kind of data (no sequence is scored with a threshold it helped choose).
+    Returns ([RunResult per sequence], [threshold per sequence]) or None without a sweep of at least two
+    thresholds."""
+    names = {float(name.split("t=")[1]): name for name in runs if name.startswith("DyTrack dynamic t=")}
+    full = results.get(f"DyTrack exit {num_stages} forced (full depth)")
+    n = len(next(iter(runs.values()), []))
+    if len(names) < 2 or full is None or n < 2:
         return None
-    auc = {t: [score_sequence(r.boxes, s.boxes, s.visible).auc for r, s in zip(rr, suite)] for t, rr in sweep.items()}
-    stages = {t: [r.stages.mean() for r in rr] for t, rr in sweep.items()}
-    full_auc = [score_sequence(r.boxes, s.boxes, s.visible).auc for r, s in zip(full, suite)]
+    auc = {t: list(results[name]["per_sequence_auc"].values()) for t, name in names.items()}
+    stages = {t: [r.stages.mean() for r in runs[name]] for t, name in names.items()}
+    full_auc = list(full["per_sequence_auc"].values())
     chosen, picked = [], []
-    for i in range(len(suite)):
+    for i in range(n):
         others = lambda v: float(np.mean(v[:i] + v[i + 1:]))
         t = choose_threshold({t: others(a) for t, a in auc.items()}, {t: others(v) for t, v in stages.items()},
                              others(full_auc))
-        chosen.append(sweep[t][i])
+        chosen.append(runs[names[t]][i])
         picked.append(t)
     return chosen, picked
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .heads import CenterHead, IoUHead, decode_box
+from .heads import CenterHead, IoUHead, decode_box, predicted_iou
 from .nanotrack_head import NanoTrackHead
 from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
@@ -104,10 +104,7 @@ class DyTrackNet(nn.Module):
         out = self.nano_head(z, x)
         box, idx = decode_box(out["score_map"], out["size_map"], out["offset_map"])
         feats = out.pop("features").flatten(2).transpose(1, 2)           # (B, g*g, 96)
-        peak_feat = feats.gather(1, idx.view(-1, 1, 1).expand(-1, 1, feats.shape[2])).squeeze(1)
-        peak = out["score_map"].flatten(1).max(dim=1).values
-        out["score"] = self.nano_iou(peak_feat.detach(), template_feat.mean(1).detach(), peak.detach(),
-                                     box[:, 2:].detach())
+        out["score"] = predicted_iou(self.nano_iou, feats, idx, template_feat.mean(1), out["score_map"], box)
         out["box"] = box
         out["carry"] = torch.cat([self.embed(template_feat) + self.pos_template,
                                   self.embed(x.flatten(2).transpose(1, 2)) + self.pos_search], dim=1)
@@ -120,11 +117,7 @@ class DyTrackNet(nn.Module):
         search = x[:, nt:]
         score_map, size, offset = self.exit_heads[t](search)
         box, idx = decode_box(score_map, size, offset)
-        peak_token = search.gather(1, idx.view(-1, 1, 1).expand(-1, 1, search.shape[2])).squeeze(1)
-        peak = score_map.flatten(1).max(dim=1).values
-        # the exit's score: its predicted IoU of its own box
-        score = self.iou_heads[t](peak_token.detach(), x[:, :nt].mean(1).detach(), peak.detach(),
-                                      box[:, 2:].detach())
+        score = predicted_iou(self.iou_heads[t], search, idx, x[:, :nt].mean(1), score_map, box)
         return {"score_map": score_map, "size_map": size, "offset_map": offset, "box": box, "score": score,
                 "search_features": search}
 

@@ -59,3 +59,12 @@ class IoUHead(nn.Module):
     def forward(self, peak_token, template_summary, peak_score, box_size):
         x = torch.cat([peak_token, template_summary, peak_score[:, None], box_size], dim=1)
         return torch.sigmoid(self.mlp(x)).squeeze(1)
+
+
+def predicted_iou(iou_head: IoUHead, tokens: torch.Tensor, peak_idx: torch.Tensor, template_summary: torch.Tensor,
+                  score_map: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """An exit's score: the IoU its IoU head predicts for its own box, from the token at the peak (inputs detached:
+    the score learns to judge the box without bending the features)."""
+    peak_token = tokens.gather(1, peak_idx.view(-1, 1, 1).expand(-1, 1, tokens.shape[2])).squeeze(1)
+    peak = score_map.flatten(1).max(dim=1).values
+    return iou_head(peak_token.detach(), template_summary.detach(), peak.detach(), box[:, 2:].detach())

@@ -20,6 +20,8 @@ import os
 import torch
 import torch.nn as nn
 
+from .nanotrack_stem import load_nanotrack_weights
+
 WEIGHTS_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "models", "third_party", "nanotrack_v2_head.pt")
 TEMPLATE_GRID, SEARCH_GRID, STRIDE = 8, 16, 16
 
@@ -94,8 +96,4 @@ class NanoTrackHead(nn.Module):
         return {"score_map": score, "size_map": size, "offset_map": offset, "features": cls_feat}
 
     def load_pretrained(self, path: str = WEIGHTS_FILE) -> str:
-        path = os.path.abspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"NanoTrack v2 head weights not found: {path}")
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return path
+        return load_nanotrack_weights(self, path, "head")

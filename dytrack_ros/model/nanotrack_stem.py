@@ -86,9 +86,13 @@ class NanoTrackStem(nn.Module):
         return self.features(x)
 
     def load_pretrained(self, path: str = WEIGHTS_FILE) -> str:
-        path = os.path.abspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"NanoTrack v2 backbone weights not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.load_state_dict(state)
-        return path
+        return load_nanotrack_weights(self, path, "backbone")
+
+
+def load_nanotrack_weights(module: nn.Module, path: str, part: str) -> str:
+    """Loads one part of NanoTrack v2's checkpoint (models/third_party) into our module; returns the file used."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"NanoTrack v2 {part} weights not found: {path}")
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return path

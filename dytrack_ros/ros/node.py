@@ -20,7 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 import rclpy.service
 import rclpy.timer
-from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
@@ -141,10 +141,10 @@ class TrackerNode(LifecycleNode):
         plain_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.VOLATILE)
         if self.p.use_compressed:
-            image_sub = self.create_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
+            image_sub = self._image_subscription(CompressedImage, self.p.image_topic.rstrip("/") + "/compressed",
                                                  self._on_compressed, image_qos)
         else:
-            image_sub = self.create_subscription(Image, self.p.image_topic, self._on_image, image_qos)
+            image_sub = self._image_subscription(Image, self.p.image_topic, self._on_image, image_qos)
         # a volatile publisher is incompatible with the latched subscription by design (the plain one takes its
         # boxes): without a handler rclpy would log "no messages will be received" for every such publisher
         expected = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
@@ -169,6 +169,14 @@ class TrackerNode(LifecycleNode):
             f"{self.resolve_topic_name(self.p.image_topic)} ({self.p.image_qos}), init boxes on "
             f"{self.resolve_topic_name(self.p.init_topic)}")
         return super().on_activate(state)
+
+    def _image_subscription(self, msg_type, topic, callback, qos):
+        try:
+            lost = SubscriptionEventCallbacks(message_lost=self.transport.on_message_lost)
+            return self.create_subscription(msg_type, topic, callback, qos, event_callbacks=lost)
+        except UnsupportedEventTypeError:
+            self.get_logger().info("this rmw does not report lost messages: frames lost in transport go unnoticed")
+            return self.create_subscription(msg_type, topic, callback, qos)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         """Pause: no input is taken and nothing is published; the target and its template stay for activate."""
@@ -283,8 +291,8 @@ class TrackerNode(LifecycleNode):
             raise ImageConversionError(f"{width}x{height} is smaller than {self.p.min_image_side} px on a side "
                                        "(parameter min_image_side): not a camera frame")
 
-    def _on_image(self, msg: Image, info) -> None:   # two parameters: rclpy passes MessageInfo
-        self.transport.seen(info, len(msg.data))
+    def _on_image(self, msg: Image) -> None:
+        self.transport.received_frame(len(msg.data))
         try:
             self._check_size(int(msg.width), int(msg.height))
             frame = image_to_bgr(msg)
@@ -292,8 +300,8 @@ class TrackerNode(LifecycleNode):
             return self._bad_message("image", exc)
         self._store_frame(msg.header, frame)
 
-    def _on_compressed(self, msg: CompressedImage, info) -> None:
-        self.transport.seen(info, len(msg.data))
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.transport.received_frame(len(msg.data))
         if not msg.data:
             return self._bad_message("compressed image", ImageConversionError("compressed image has no data"))
         # decoded by the worker, and only if it gets to this frame (ros/image_conversion.py CompressedFrame)

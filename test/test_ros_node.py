@@ -59,7 +59,7 @@ def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker
 def test_diagnostics_arrive_with_the_documented_fields(graph):
     assert graph.wait_for(lambda g: any(int(d["frames_processed"]) > 0 for d in g.diagnostics), 10)
     d = [d for d in graph.diagnostics if int(d["frames_processed"]) > 0][-1]
-    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "exit_stage_histogram", "frames_dropped",
+    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "exit_stage_histogram", "frames_dropped", "frames_lost_in_transport",
                 "mean_stages", "backend", "state"):
         assert key in d, key
     assert d["backend"] == "onnxruntime"

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from conftest import ROOT, ros_env
-from ros_harness import NodeProcess
+from ros_harness import NodeProcess, RosTestGraph
 
 SLOW_LINK_PROFILE = str(Path(__file__).with_name("fastdds_slow_link.xml"))
 
@@ -78,10 +78,17 @@ def test_frames_lost_in_transport_are_noticed_once_with_the_fix(tmp_path, tiny_b
     field a stock Fast DDS shared-memory segment or a congested Wi-Fi link) loses most of them before they reach
     us. The node cannot fix the publisher, but says so once, with the fix."""
     with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
-        publish(f"{node.namespace}/image", 30, "large", slow_link_env())
-        assert node.wait_for_output("lost in transport", timeout=5), node.output()
-        assert node.output().count("lost in transport") == 1
-        assert "fastdds_large_data.xml" in node.output()
+        g = RosTestGraph(node.namespace)
+        try:
+            publish(f"{node.namespace}/image", 30, "large", slow_link_env())
+            assert node.wait_for_output("lost in transport", timeout=5), node.output()
+            assert node.output().count("lost in transport") == 1
+            assert "fastdds_large_data.xml" in node.output()
+            # and /diagnostics counts them (at most about 5 of the 90 large frames pass a 1 MB/s link)
+            assert g.wait_for(lambda g: g.diagnostics and int(g.diagnostics[-1]["frames_lost_in_transport"]) >= 60,
+                              5), g.diagnostics[-1:]
+        finally:
+            g.close()
 
 
 def test_frames_a_busy_node_skips_are_not_reported_as_lost_in_transport():

@@ -480,6 +480,7 @@ class TrackerNode(LifecycleNode):
                   "exit_stage_histogram": ",".join(str(c) for c in s["exit_histogram"]),
                   "mean_stages": f"{s['mean_stages']:.2f}", "frames_received": str(s["received"]),
                   "frames_processed": str(s["processed"]), "frames_dropped": str(s["dropped"]),
+                  "frames_lost_in_transport": str(self.transport.lost),
                   "bad_messages": str(s["bad"]),
                   "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds)}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -292,7 +292,7 @@ class TrackerNode(LifecycleNode):
                                        "(parameter min_image_side): not a camera frame")
 
     def _on_image(self, msg: Image) -> None:
-        self.transport.received_frame(len(msg.data))
+        self.transport.received_frame()
         try:
             self._check_size(int(msg.width), int(msg.height))
             frame = image_to_bgr(msg)
@@ -301,7 +301,7 @@ class TrackerNode(LifecycleNode):
         self._store_frame(msg.header, frame)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self.transport.received_frame(len(msg.data))
+        self.transport.received_frame()
         if not msg.data:
             return self._bad_message("compressed image", ImageConversionError("compressed image has no data"))
         # decoded by the worker, and only if it gets to this frame (ros/image_conversion.py CompressedFrame)

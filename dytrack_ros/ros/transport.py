@@ -29,11 +29,9 @@ class TransportWatch:
         self.warn, self.min_samples, self.max_lost_share = warn, min_samples, max_lost_share
         self.received = self.lost = 0
         self.warned = False
-        self._bytes = 0
 
-    def received_frame(self, size: int) -> None:
+    def received_frame(self) -> None:
         self.received += 1
-        self._bytes = max(self._bytes, size)
         self._check()
 
     def on_message_lost(self, status) -> None:
@@ -45,9 +43,8 @@ class TransportWatch:
         total = self.received + self.lost
         if not self.warned and total >= self.min_samples and self.lost > self.max_lost_share * total:
             self.warned = True
-            size = f" ({self._bytes / 1e6:.1f} MB each)" if self._bytes else ""
-            self.warn(f"{self.lost} of {total} camera frames{size} were lost in transport before reaching this "
-                      f"node: {FIX}")
+            # (their size is unknown: the frames that do arrive may be small ones from the same publisher)
+            self.warn(f"{self.lost} of {total} camera frames were lost in transport before reaching this node: {FIX}")
 
 
 class DuplicateFilter:

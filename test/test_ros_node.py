@@ -5,7 +5,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import cv2
@@ -14,12 +13,12 @@ import psutil
 import pytest
 
 from conftest import ROOT, SHIPPED_MODEL, ros_env
+from dytrack_ros.contract import Manifest
 from dytrack_ros.evaluation.metrics import box_iou
 from dytrack_ros.ros.qa import jpeg_bomb, png_bomb
 from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph, node_command
 
-with open(os.path.join(SHIPPED_MODEL, "manifest.json")) as _f:
-    SHIPPED_STAGES = len(json.load(_f)["stage_graphs"])
+SHIPPED_STAGES = Manifest.read(SHIPPED_MODEL).num_stages
 
 
 
@@ -59,8 +58,8 @@ def test_init_before_any_frame_then_box_follows_moving_target(graph, demo_walker
 def test_diagnostics_arrive_with_the_documented_fields(graph):
     assert graph.wait_for(lambda g: any(int(d["frames_processed"]) > 0 for d in g.diagnostics), 10)
     d = [d for d in graph.diagnostics if int(d["frames_processed"]) > 0][-1]
-    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "exit_stage_histogram", "frames_dropped", "frames_lost_in_transport",
-                "mean_stages", "backend", "state"):
+    for key in ("fps", "latency_p50_ms", "latency_p95_ms", "exit_stage_histogram", "frames_dropped",
+                "frames_lost_in_transport", "mean_stages", "backend", "state"):
         assert key in d, key
     assert d["backend"] == "onnxruntime"
     assert sum(int(x) for x in d["exit_stage_histogram"].split(",")) > 0

@@ -10,7 +10,7 @@ from ros_harness import NodeProcess, RosTestGraph
 
 SLOW_LINK_PROFILE = str(Path(__file__).with_name("fastdds_slow_link.xml"))
 
-# argv: topic, rate (Hz), frame side: "large" (640x480) or "small" (64x48)
+# argv: topic. A 30 Hz camera of 640x480 frames, with small ones before and after
 CAMERA_PUBLISHER = """
 import sys, time, numpy as np, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -24,12 +24,11 @@ while pub.get_subscription_count() == 0 and time.monotonic() < end:
     time.sleep(0.05)
 frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
 small = frame[:48, :64].copy()
-middle = frame if sys.argv[3] == "large" else small
 # small frames (9 KB) pass any link: those before (while the subscriber finishes matching us) and after the
-# middle ones make a gap the middle ones left visible
-for f in [small] * 40 + [middle] * 90 + [small] * 20:
+# large ones make a gap the large ones left visible
+for f in [small] * 40 + [frame] * 90 + [small] * 20:
     pub.publish(bgr_to_image(f, None, Image))
-    time.sleep(1 / float(sys.argv[2]))
+    time.sleep(1 / 30)
 time.sleep(0.5)
 node.destroy_node()
 rclpy.shutdown()
@@ -59,8 +58,8 @@ print("received", watch.received, "lost", watch.lost, flush=True)
 """
 
 
-def publish(topic, rate, middle, env):
-    pub = subprocess.run([sys.executable, "-c", CAMERA_PUBLISHER, topic, str(rate), middle], cwd=ROOT, env=env,
+def publish(topic, env):
+    pub = subprocess.run([sys.executable, "-c", CAMERA_PUBLISHER, topic], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert pub.returncode == 0, pub.stderr
 
@@ -80,7 +79,7 @@ def test_frames_lost_in_transport_are_noticed_once_with_the_fix(tmp_path, tiny_b
     with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
         g = RosTestGraph(node.namespace)
         try:
-            publish(f"{node.namespace}/image", 30, "large", slow_link_env())
+            publish(f"{node.namespace}/image", slow_link_env())
             assert node.wait_for_output("lost in transport", timeout=5), node.output()
             assert node.output().count("lost in transport") == 1
             assert "fastdds_large_data.xml" in node.output()
@@ -101,7 +100,7 @@ def test_frames_a_busy_node_skips_are_not_reported_as_lost_in_transport():
         sub = subprocess.Popen([sys.executable, "-c", BUSY_SUBSCRIBER, topic, "9"], cwd=ROOT, env=good_link,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            publish(topic, 30, "large", env)
+            publish(topic, env)
         finally:
             out = sub.communicate(timeout=60)[0]
         received = int(out.split("received ")[1].split()[0])

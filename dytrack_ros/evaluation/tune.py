@@ -46,6 +46,8 @@ def main(argv=None):
     if args.policy not in ("full", "dynamic") and not args.policy.isdigit():
         raise SystemExit(f"--policy must be full, dynamic or a number of stages, got {args.policy!r}")
     forced = k if args.policy == "full" else None if args.policy == "dynamic" else int(args.policy)
+    policy = {"full": "full depth", "dynamic": "dynamic policy (manifest thresholds)"}.get(args.policy,
+                                                                                         f"{forced} stages")
 
     def variant(v):
         def run(seq):
@@ -56,9 +58,7 @@ def main(argv=None):
     table = {v: summarize(rr, suite, k)["auc"] for v, rr in runs.items()}
     best = max(table, key=table.get)
     lines = [f"## {name} ({machine.today()}, model `{args.model}`)", "",
-             f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, "
-             f"{dict(full='full depth', dynamic='dynamic policy (manifest thresholds)').get(args.policy, f'{forced} stages')}"
-             f", other "
+             f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, {policy}, other "
              f"settings as in the manifest; `python -m dytrack_ros.evaluation.tune --model {args.model} --split "
              f"{args.split} --policy {args.policy} --param {name} {' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
              "| value | AUC |", "|---|---|"] + [f"| {v:g} | {100 * a:.1f} |" for v, a in table.items()] + \

@@ -96,7 +96,7 @@ class DyTrackNet(nn.Module):
 
     def _nanotrack_exit(self, template_feat: torch.Tensor, search: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Stage 0 with a first exit: NanoTrack's head on the stem features; hands on the embedded tokens."""
-        b, nt, c = template_feat.shape
+        b, _, c = template_feat.shape
         g = self.cfg.template_grid
         self.nano_head.eval()   # frozen BatchNorm statistics
         z = template_feat.transpose(1, 2).reshape(b, c, g, g)

@@ -96,7 +96,7 @@ def test_pretrained_stem_recognises_a_real_photo(heldout_photos):
     assert logits.argmax().item() == 372  # ImageNet class 372: baboon
 
 
-NANOTRACK_DIR = os.environ.get("DYTRACK_NANOTRACK_DIR", os.path.join(ROOT, ".data", "nanotrack", "nanotrackv2"))
+NANOTRACK_DIR = os.environ.get("DYTRACK_NANOTRACK_DIR", os.path.join(ROOT, "models", "third_party", "nanotrack_v2"))
 
 
 def test_nanotrack_stem_loads_its_shipped_weights_and_takes_our_crops():

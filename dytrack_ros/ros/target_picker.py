@@ -1,19 +1,29 @@
 """Pick the target on a live camera from a browser: a small companion node that serves one web page.
 
     ros2 run dytrack_ros target_picker --ros-args -p port:=8080 -p image_topic:=/camera/image_raw
-    (or: python -m dytrack_ros.ros.target_picker ...), then open http://<robot>:8080 on the operator's laptop
+    (or: python -m dytrack_ros.ros.target_picker ...), then open the URL it logs (with its access token)
 
 The page shows the camera at a few frames per second with the tracker's box drawn on it (ros/messages.py, as on
 ~/debug_image), the state, stages run and score. Drag a box on the picture to start tracking it: the box goes to
 the tracker's ~/set_target service stamped with the frame the operator saw, and the service's answer (or the exact
 reason it refused) appears under the picture. "Reset" calls ~/reset. Nothing but a browser is needed on the
 laptop; the HTTP server is Python's own (no extra dependency).
+
+Safe by default, because whoever reaches the page steers the robot: it listens on 127.0.0.1 (reach it from a laptop
+through `ssh -L 8080:127.0.0.1:8080 robot`; `host:=0.0.0.0` exposes it on purpose), every request must carry the
+access token made at each start (logged in the URL to open; parameter `token` fixes one), requests whose Host is not
+the picker's own address (DNS rebinding), whose Origin is another site's, or whose body is not JSON are refused,
+bodies are capped at 10 kB and every connection at 5 s, and every malformed request gets a 4xx answer with the reason.
 """
 from __future__ import annotations
 
 import json
+import math
+import secrets
 import threading
 import time
+from collections import deque
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
@@ -48,9 +58,12 @@ PAGE = """<!doctype html>
 <div id="answer"></div>
 <script>
 const img = document.getElementById('frame'), drag = document.getElementById('drag');
+const TOKEN = new URLSearchParams(location.search).get('token') || '';
+const POST = body => ({method: 'POST', body: JSON.stringify(body),
+                       headers: {'Content-Type': 'application/json', 'X-Picker-Token': TOKEN}});
 let stamp = [0, 0], start = null;
 function refresh() {
-  fetch('frame.jpg?t=' + Date.now()).then(r => {
+  fetch('frame.jpg?t=' + Date.now() + '&token=' + encodeURIComponent(TOKEN)).then(r => {
     if (!r.ok) { setTimeout(refresh, 300); return; }
     const s = (r.headers.get('X-Stamp') || '0.0').split('.');
     return r.blob().then(b => {
@@ -61,7 +74,7 @@ function refresh() {
   }).catch(() => setTimeout(refresh, 500));
 }
 function status() {
-  fetch('state').then(r => r.json()).then(s => {
+  fetch('state?token=' + encodeURIComponent(TOKEN)).then(r => r.json()).then(s => {
     document.getElementById('state').textContent = s.state;
     document.getElementById('stage').textContent = s.num_stages ? s.stages_run + '/' + s.num_stages : '-';
     document.getElementById('score').textContent = s.state === 'idle' ? '-' : s.score.toFixed(2);
@@ -84,10 +97,10 @@ window.addEventListener('mouseup', e => {
   const p = imagePoint(e), s = start; start = null; drag.style.display = 'none';
   const box = {x: Math.min(s[0], p[0]), y: Math.min(s[1], p[1]), width: Math.abs(p[0] - s[0]),
                height: Math.abs(p[1] - s[1]), stamp: s[4]};
-  fetch('target', {method: 'POST', body: JSON.stringify(box)}).then(r => r.json())
+  fetch('target', POST(box)).then(r => r.json())
     .then(a => { document.getElementById('answer').textContent = (a.success ? 'tracking: ' : 'refused: ') + a.message; });
 });
-document.getElementById('reset').onclick = () => fetch('reset', {method: 'POST'}).then(r => r.json())
+document.getElementById('reset').onclick = () => fetch('reset', POST({})).then(r => r.json())
   .then(a => { document.getElementById('answer').textContent = a.message; });
 refresh(); status();
 </script></body></html>
@@ -98,7 +111,11 @@ class TargetPicker(Node):
     def __init__(self):
         super().__init__("dytrack_target_picker")
         self.port = int(self.declare_parameter("port", 8080).value)
-        self.host = str(self.declare_parameter("host", "0.0.0.0").value)
+        self.host = str(self.declare_parameter("host", "127.0.0.1").value)
+        # the access token every request carries: a fresh one at each start unless the operator fixes one
+        self.token = str(self.declare_parameter("token", "").value) or secrets.token_urlsafe(16)
+        # extra Host names the page may be reached by (e.g. the robot's name when host:=0.0.0.0)
+        self.allowed_hosts = [str(h) for h in self.declare_parameter("allowed_hosts", [""]).value if h]
         image_topic = str(self.declare_parameter("image_topic", "image").value)
         compressed = bool(self.declare_parameter("use_compressed", False).value)
         tracker = str(self.declare_parameter("tracker", "dytrack_tracker").value)   # the tracker node's name
@@ -112,30 +129,42 @@ class TargetPicker(Node):
         self.set_target = self.create_client(SetTarget, f"{tracker}/set_target")
         self.reset = self.create_client(Trigger, f"{tracker}/reset")
         self._lock = threading.Lock()
-        self._frame = None             # newest raw message; decoded only when the page asks (a few times a second)
-        self._target: Optional[TrackedTarget] = None
+        # the newest raw frames (decoded only when the page asks, a few times a second): the box is drawn on the frame
+        # it was found in, not on a newer one it has not been computed for
+        self._frames = deque(maxlen=16)
+        self._targets = deque(maxlen=16)   # the newest results, to find one whose frame is still here
 
     # ---- ROS side ----------------------------------------------------------------------------------------
     def _on_frame(self, msg) -> None:
         with self._lock:
-            self._frame = msg
+            self._frames.append(msg)
 
     def _on_target(self, msg: TrackedTarget) -> None:
         with self._lock:
-            self._target = msg
+            self._targets.append(msg)
+
+    @property
+    def _target(self) -> Optional[TrackedTarget]:
+        return self._targets[-1] if self._targets else None
 
     def jpeg(self):
         """(JPEG bytes, 'sec.nanosec' of the frame) with the newest result drawn, or None before any frame."""
         with self._lock:
-            msg, target = self._frame, self._target
-        if msg is None:
+            frames, targets = list(self._frames), list(self._targets)
+        if not frames:
             return None
+        # the newest result whose frame is here (the picker may have missed a frame: best effort), else the newest
+        by_stamp = {(f.header.stamp.sec, f.header.stamp.nanosec): f for f in frames}
+        pair = next(((by_stamp[k], t) for t in reversed(targets)
+                     if (k := (t.header.stamp.sec, t.header.stamp.nanosec)) in by_stamp), None)
+        msg, target = pair or (frames[-1], targets[-1] if targets else None)
         try:
             frame = compressed_to_bgr(msg) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
         except ImageConversionError as exc:
             self.get_logger().error(f"cannot show a camera frame: {exc}", throttle_duration_sec=5.0)
             return None
         if target is not None:
+            frame = frame.copy()   # a bgr8 frame is a read-only view of the message buffer
             draw_target(frame, target)
         stamp = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
         return cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), stamp
@@ -163,22 +192,62 @@ class TargetPicker(Node):
     def pick(self, body: dict):
         req = SetTarget.Request()
         try:
-            req.box.x, req.box.y = float(body["x"]), float(body["y"])
-            req.box.width, req.box.height = float(body["width"]), float(body["height"])
-            sec, nanosec = (int(v) for v in body.get("stamp", [0, 0]))
-        except (KeyError, TypeError, ValueError) as exc:
+            box = parse_box(body)
+        except ValueError as exc:
             return False, f"bad request: {exc}"
-        req.box.header.stamp.sec, req.box.header.stamp.nanosec = sec, nanosec   # the frame the operator saw
+        req.box.x, req.box.y, req.box.width, req.box.height = box[:4]
+        req.box.header.stamp.sec, req.box.header.stamp.nanosec = box[4:]   # the frame the operator saw
         return self.call(self.set_target, req)
 
 
-def make_handler(picker: TargetPicker):
+def parse_box(body) -> tuple:
+    """(x, y, width, height, sec, nanosec) from the page's JSON, or ValueError with the reason."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    values = []
+    for key in ("x", "y", "width", "height"):
+        v = body.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{key} must be a number, got {v!r:.40}")
+        try:
+            v = float(v)
+        except OverflowError:
+            raise ValueError(f"{key} is too large") from None
+        if not math.isfinite(v) or abs(v) > 1e6:
+            raise ValueError(f"{key} must be a finite number of pixels, got {v:g}")
+        values.append(v)
+    stamp = body.get("stamp", [0, 0])
+    try:
+        sec, nanosec = (int(v) for v in stamp)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"stamp must be [sec, nanosec], got {stamp!r:.40}") from None
+    if not (0 <= sec < 2**31 and 0 <= nanosec < 10**9):
+        raise ValueError(f"stamp [{sec}, {nanosec}] is out of range (sec 0..2^31-1, nanosec 0..999999999)")
+    return (*values, sec, nanosec)
+
+
+MAX_BODY = 10_000
+REQUEST_TIMEOUT_S = 5.0
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def make_handler(picker: TargetPicker, port: int):
+    own_hosts = {f"{h}:{port}" for h in ["127.0.0.1", "localhost", "[::1]", picker.host] + picker.allowed_hosts}
+
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S   # a client that sends half a request is dropped, not waited for
+
         def _send(self, code, body: bytes, kind: str, headers=None):
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
@@ -187,8 +256,55 @@ def make_handler(picker: TargetPicker):
         def _json(self, obj, code=200):
             self._send(code, json.dumps(obj).encode(), "application/json")
 
+        def _check(self, post: bool) -> None:
+            """Refuses what the picker must not serve: another Host (DNS rebinding), no or a wrong token, a
+            cross-origin or non-JSON POST."""
+            if self.headers.get("Host", "") not in own_hosts:
+                raise Refused(421, f"unknown Host {self.headers.get('Host', '')!r:.80}: open the picker by the "
+                                   "address it logs (add names with the allowed_hosts parameter)")
+            query = parse_qs(urlsplit(self.path).query)
+            token = self.headers.get("X-Picker-Token") or (query.get("token") or [""])[0]
+            if not secrets.compare_digest(token.encode(), picker.token.encode()):
+                raise Refused(403, "missing or wrong access token: open the URL the picker logs")
+            if post:
+                origin = self.headers.get("Origin")
+                if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
+                    raise Refused(403, f"cross-origin request from {origin!r:.80} refused")
+                if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+                    raise Refused(415, "the body must be JSON (Content-Type: application/json)")
+
+        def _body(self) -> dict:
+            raw_length = self.headers.get("Content-Length")
+            if raw_length is None:
+                raise Refused(411, "Content-Length is required")
+            if not raw_length.strip().isdigit():
+                raise Refused(400, f"bad Content-Length {raw_length!r:.40}")
+            length = int(raw_length)
+            if length > MAX_BODY:
+                raise Refused(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
+            raw = self.rfile.read(length)
+            try:
+                return json.loads(raw or b"{}")
+            except (ValueError, RecursionError):
+                raise Refused(400, "the body is not valid JSON") from None
+
+        def _answer(self, post: bool) -> None:
+            try:
+                self._check(post)
+                (self._post if post else self._get)(urlsplit(self.path).path)
+            except Refused as exc:
+                self._json({"success": False, "message": f"refused: {exc.reason}"}, exc.code)
+            except Exception as exc:   # whatever else goes wrong, the client hears why and the picker goes on
+                picker.get_logger().error(f"picker request {self.command} {self.path[:80]!r} failed: {exc!r}")
+                self._json({"success": False, "message": f"internal error: {exc!r:.200}"}, 500)
+
         def do_GET(self):
-            path = self.path.split("?")[0]
+            self._answer(post=False)
+
+        def do_POST(self):
+            self._answer(post=True)
+
+        def _get(self, path):
             if path in ("/", "/index.html"):
                 page = PAGE.replace("PERIOD_MS", str(int(1000 / max(picker.fps, 0.5))))
                 self._send(200, page.encode(), "text/html; charset=utf-8")
@@ -203,21 +319,17 @@ def make_handler(picker: TargetPicker):
             else:
                 self._send(404, b"not found", "text/plain")
 
-        def do_POST(self):
-            length = min(int(self.headers.get("Content-Length") or 0), 10_000)
-            raw = self.rfile.read(length) if length else b"{}"
-            if self.path == "/target":
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    return self._json({"success": False, "message": "bad request: not JSON"}, 400)
-                ok, message = picker.pick(body if isinstance(body, dict) else {})
-                self._json({"success": ok, "message": message})
-            elif self.path == "/reset":
+        def _post(self, path):
+            if path not in ("/target", "/reset"):
+                raise Refused(404, f"no such action {path!r:.40}")
+            body = self._body()
+            if path == "/target":
+                ok, message = picker.pick(body)
+                self._json({"success": ok, "message": message}, 200 if ok or not message.startswith("bad request")
+                           else 400)
+            else:
                 ok, message = picker.call(picker.reset, Trigger.Request())
                 self._json({"success": ok, "message": message})
-            else:
-                self._send(404, b"not found", "text/plain")
 
         def log_message(self, fmt, *args):   # keep the node's console for ROS logs
             pass
@@ -225,16 +337,25 @@ def make_handler(picker: TargetPicker):
     return Handler
 
 
+class PickerServer(ThreadingHTTPServer):
+    request_queue_size = 64   # the default 5 reset connections of a browser plus a few tools
+    daemon_threads = True
+
+
 def main(args=None):
     rclpy.init(args=args)
     picker = TargetPicker()
     try:
-        server = ThreadingHTTPServer((picker.host, picker.port), make_handler(picker))
+        server = PickerServer((picker.host, picker.port), None)
     except OSError as exc:
         picker.get_logger().error(f"cannot serve on {picker.host}:{picker.port}: {exc}")
         raise SystemExit(2)
+    port = server.server_address[1]
+    server.RequestHandlerClass = make_handler(picker, port)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    picker.get_logger().info(f"target picker on http://{picker.host}:{server.server_address[1]}/")
+    shown = "127.0.0.1" if picker.host in ("0.0.0.0", "::") else picker.host
+    picker.get_logger().info(f"target picker on http://{shown}:{port}/?token={picker.token}"
+                             + (f" (listening on all interfaces: {picker.host})" if shown != picker.host else ""))
     try:
         rclpy.spin(picker)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):

@@ -1,8 +1,10 @@
 """The node's ROS-free scheduler: newest-frame slot, init/reset in arrival order, stamp matching, durable reset."""
+import json
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from dytrack_ros.ros.scheduler import InitRequest, ResetMemory, Scheduler
 
@@ -145,3 +147,116 @@ def test_arrival_time_not_callback_order_decides_between_reset_and_init():
     s2.put_reset(0, order_ns=1_000)                    # the older reset's callback comes last
     w = s2.next_work(0)
     assert w is None or not w.reset                    # ignored: the current target came after it
+
+
+def test_a_reset_stops_tracking_even_when_its_record_cannot_be_written(tmp_path):
+    """A directory where the state file should be: the reset still stops tracking, the failure is logged and
+    reported, and the record is written once the path is usable again."""
+    path = tmp_path / "node.json"
+    path.mkdir()                                            # the state file's place is taken by a directory
+    logs = []
+    memory = ResetMemory(str(path), log=logs.append)
+    s = Scheduler(buffer=5, reset_memory=memory)
+    frame(s, 100)
+    s.put_init(init((10, 10, 20, 20), stamp=100))
+    assert s.next_work(0).init is not None
+    frame(s, 200)
+    s.put_reset()
+    w = s.next_work(0)
+    assert w is not None and w.reset                        # tracking stops
+    assert memory.write_error and any("could not be recorded" in m for m in logs)
+    path.rmdir()
+    s._last_retry = 0.0
+    frame(s, 300)
+    s.next_work(0)                                          # the worker retries
+    assert memory.write_error is None and ResetMemory(str(path)).stamp_ns == 200
+
+
+def test_a_state_dir_under_a_regular_file_does_not_stop_a_reset(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    memory = ResetMemory(str(blocker / "sub" / "node.json"))
+    s = Scheduler(buffer=5, reset_memory=memory)
+    frame(s, 1)
+    s.put_init(init(stamp=1))
+    s.next_work(0)
+    s.put_reset()
+    assert s.next_work(0).reset and memory.write_error
+
+
+@pytest.mark.parametrize("content", ["[]", '{"reset_stamp_ns": 1e400}', '{"reset_stamp_ns": "soon"}', "{not json",
+                                     '{"reset_stamp_ns": -5}', '{"cancelled_box": [1, 2]}', "null", ""])
+def test_any_unreadable_state_is_discarded_with_a_log_line(tmp_path, content):
+    path = tmp_path / "node.json"
+    path.write_text(content)
+    logs = []
+    memory = ResetMemory(str(path), log=logs.append)        # never raises
+    assert memory.stamp_ns == 0 and memory.cancelled is None
+    assert len(logs) == 1 and "discarded" in logs[0], logs
+
+
+def test_a_persisted_stamp_from_the_future_is_discarded(tmp_path):
+    path = tmp_path / "node.json"
+    now = 1_000 * 10**9
+    path.write_text(json.dumps({"reset_stamp_ns": now + 86_400 * 10**9, "cancelled_box": None}))
+    logs = []
+    memory = ResetMemory(str(path), log=logs.append, now_ns=lambda: now, future_tolerance_ns=10**9)
+    assert memory.stamp_ns == 0 and "future" in logs[0]
+
+
+def test_a_future_stamped_frame_does_not_move_the_resets_time():
+    """One frame stamped a day ahead, then a reset, then normal frames: boxes on the normal frames are taken."""
+    now = 1_000 * 10**9
+    s = Scheduler(buffer=10, now_ns=lambda: now, future_tolerance_ns=10**9)
+    frame(s, now - 200)
+    frame(s, now + 86_400 * 10**9)                           # a camera glitch
+    s.next_work(0)
+    s.put_reset()
+    assert s.next_work(0).reset and s.memory.stamp_ns == now - 200
+    frame(s, now + 100)
+    assert s.put_init(init(stamp=now + 100)) is None
+
+
+def test_negative_stamps_get_their_own_reason():
+    s = Scheduler(buffer=5)
+    assert "negative" in s.put_init(init(stamp=-1))
+
+
+def test_a_box_taken_again_after_a_reset_is_not_refused_after_reactivation(tmp_path):
+    """Box B, reset, B again (taken), then deactivate/activate (the memory is read from the file again), reset, B:
+    taken (it was refused as 'cancelled before this node started')."""
+    path = str(tmp_path / "node.json")
+    b = (10, 10, 20, 20)
+    s = Scheduler(buffer=5, reset_memory=ResetMemory(path))
+    frame(s, 1)
+    assert s.put_init(init(b)) is None
+    s.next_work(0)
+    s.put_reset()
+    s.next_work(0)
+    assert s.put_init(init(b)) is None                      # sent again on purpose: taken
+    s.next_work(0)
+    again = Scheduler(buffer=5, reset_memory=ResetMemory(path))    # activate builds a new memory from the file
+    frame(again, 2)
+    again.put_reset()
+    again.next_work(0)
+    assert again.put_init(init(b)) is None
+
+
+def test_a_withdrawn_box_is_never_applied():
+    """set_target answers failure after its wait: the box is withdrawn, and frames arriving later do not start it."""
+    s = Scheduler(buffer=5, stale_after=0.5)
+    frame(s, 1, received=time.perf_counter() - 10)          # the stream stopped 10 s ago
+    req = init()                                            # zero stamp: waits for a fresh frame
+    s.put_init(req)
+    s.next_work(0)
+    assert s.cancel(req)
+    frame(s, 2)
+    w = s.next_work(0)
+    assert w is not None and w.init is None
+    queued = init()
+    s.put_init(queued)
+    assert s.cancel(queued) and (s.next_work(0) is None or s.next_work(0).init is None)
+    applied = init()
+    s.put_init(applied)
+    frame(s, 3)
+    assert s.next_work(0).init is applied and not s.cancel(applied)     # too late: it was applied

@@ -126,8 +126,12 @@ class TrackerNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         # what the worker does next: newest frame, recent frames, init/reset in arrival order (ros/scheduler.py)
-        self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file()),
-                                   log=lambda m: self.get_logger().warning(m), stale_after=self.p.stale_after)
+        warn = lambda m: self.get_logger().warning(m)
+        now_ns = lambda: self.get_clock().now().nanoseconds
+        tolerance_ns = int(self.p.future_tolerance * 1e9)
+        self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file(), warn, now_ns, tolerance_ns),
+                                   log=warn, stale_after=self.p.stale_after, now_ns=now_ns,
+                                   future_tolerance_ns=tolerance_ns)
         self.transport = TransportWatch(lambda m: self.get_logger().warning(m))
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=ReliabilityPolicy.BEST_EFFORT if self.p.image_qos == "sensor_data"
@@ -359,8 +363,15 @@ class TrackerNode(LifecycleNode):
             return response
         # the worker applies it on its frame within one frame time; the executor waits (nothing else needs it)
         if not done.wait(timeout=5.0):
-            response.success, response.message = False, "the box was not applied within 5 s (is the node overloaded?)"
-            return response
+            if self.scheduler.cancel(req):    # an answered failure must not be applied later
+                response.success = False
+                response.message = ("the box was not applied within 5 s (no fresh frame, or the node is overloaded); "
+                                    "it was withdrawn: send it again")
+                return response
+            done.wait(timeout=2.0)            # the worker took it meanwhile: answer what happened
+            if not outcome:
+                response.success, response.message = False, "the box was taken but not answered within 7 s"
+                return response
         response.success, response.message = outcome[0]
         return response
 
@@ -466,6 +477,9 @@ class TrackerNode(LifecycleNode):
         state = self.tracker.state
         status.level = DiagnosticStatus.OK if state == TRACKING else DiagnosticStatus.WARN
         status.message = {IDLE: "waiting for an init box", TRACKING: "tracking", LOST: "target lost"}[state]
+        if self.scheduler.memory.write_error:     # a restarted node would not know of the last reset
+            status.level = DiagnosticStatus.WARN
+            status.message += "; the last reset could not be recorded on disk"
         silent = s["seconds_since_last_frame"]
         if silent > self.p.stale_after:   # a dead camera must not look healthy
             status.level = DiagnosticStatus.STALE
@@ -482,6 +496,7 @@ class TrackerNode(LifecycleNode):
                   "frames_processed": str(s["processed"]), "frames_dropped": str(s["dropped"]),
                   "frames_lost_in_transport": str(self.transport.lost),
                   "bad_messages": str(s["bad"]),
+                  "reset_record": self.scheduler.memory.write_error or "ok",
                   "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds)}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray()
@@ -506,7 +521,8 @@ def main(args=None):
         if node.p.autostart:      # no lifecycle manager needed: configure and activate now
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise SystemExit(node.configure_error or "dytrack tracker cannot start: configure failed")
-            node.trigger_activate()
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit("dytrack tracker cannot start: activate failed (see the log above)")
         else:
             node.get_logger().info("waiting in the unconfigured state (autostart:=false): configure and activate "
                                    "it with a lifecycle manager or `ros2 lifecycle set`")

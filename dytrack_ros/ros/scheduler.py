@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
+import numpy as np
+
 Frame = Tuple[int, Any, Any, float]          # (stamp ns, header, image, receive time)
 MATCH_TOLERANCE_NS = 1_000_000_000           # a box may name a frame up to 1 s before the oldest one kept
 
@@ -50,44 +52,92 @@ class Work:
 class ResetMemory:
     """The last reset, kept in a small JSON file so that a restarted node does not resume a target the operator
     cancelled: boxes stamped before the reset are ignored, and so is the very box that was cancelled when a new
-    node gets it again from the latched init topic (until it accepts another box; within one run, sending the
-    same box again after a reset is a new request and is taken)."""
+    node gets it again from the latched init topic (until it accepts another box, or that box again: within one
+    run, sending the same box again after a reset is a new request and is taken).
 
-    def __init__(self, path: str = ""):
-        self.path = path
+    Never in the way of a reset or a start: a state file that cannot be read or makes no sense is discarded with
+    a log line; a stamp from the future (beyond future_tolerance_ns of the node's clock) is discarded too (it would
+    refuse every box); a record that cannot be written is logged, kept in memory, reported (`write_error`) and
+    retried."""
+
+    def __init__(self, path: str = "", log: Callable[[str], None] = lambda _m: None,
+                 now_ns: Optional[Callable[[], int]] = None, future_tolerance_ns: int = 0):
+        self.path, self.log = path, log
+        self.now_ns, self.future_tolerance_ns = now_ns, future_tolerance_ns
         self.stamp_ns, self.cancelled = 0, None
         self.cancelled_before_start = None
-        if path and os.path.isfile(path):
+        self.write_error: Optional[str] = None
+        if path and os.path.exists(path):
             try:
-                with open(path) as f:
-                    data = json.load(f)
-                self.stamp_ns, self.cancelled = int(data.get("reset_stamp_ns", 0)), data.get("cancelled_box")
-                self.cancelled_before_start = self.cancelled
-            except (OSError, ValueError, TypeError):
-                pass   # an unreadable memory is no memory: the node still starts
+                self.stamp_ns, self.cancelled = self._read(path)
+            except Exception as exc:   # whatever is in the file, the node starts
+                self.log(f"reset memory {path} discarded: {exc}")
+            self.cancelled_before_start = self.cancelled
+
+    def _read(self, path: str):
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+        stamp = data.get("reset_stamp_ns", 0)
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not np.isfinite(stamp) or stamp < 0:
+            raise ValueError(f"reset_stamp_ns must be a stamp in ns, found {stamp!r:.40}")
+        stamp = int(stamp)
+        if self.now_ns is not None and stamp > self.now_ns() + self.future_tolerance_ns:
+            raise ValueError(f"its reset stamp lies {(stamp - self.now_ns()) / 1e9:.0f} s in the future (a camera "
+                             "with a wrong clock?)")
+        box = data.get("cancelled_box")
+        if box is not None and (not isinstance(box, list) or len(box) != 5 or
+                                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise ValueError(f"cancelled_box must be [x, y, w, h, stamp] or null, found {box!r:.60}")
+        return stamp, box
 
     def remember(self, stamp_ns: int, cancelled: Optional[InitRequest]) -> None:
         self.stamp_ns = int(stamp_ns)
         self.cancelled = cancelled.fingerprint() if cancelled else self.cancelled
-        if self.path:
+        self._write()
+
+    def _write(self) -> None:
+        if not self.path:
+            return
+        try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             tmp = self.path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump({"reset_stamp_ns": self.stamp_ns, "cancelled_box": self.cancelled}, f)
             os.replace(tmp, self.path)
+        except OSError as exc:
+            if self.write_error is None:
+                self.log(f"the reset could not be recorded in {self.path} ({exc}): tracking stopped all the same; "
+                         "a restarted node would not know of this reset. Retrying.")
+            self.write_error = f"{type(exc).__name__}: {exc}"
+        else:
+            if self.write_error is not None:
+                self.log(f"the reset is now recorded in {self.path}")
+            self.write_error = None
+
+    def retry(self) -> None:
+        if self.write_error is not None:
+            self._write()
 
     def refuses(self, req: InitRequest) -> Optional[str]:
+        if req.stamp_ns < 0:
+            return "its stamp is negative"
         if self.cancelled_before_start is not None and req.fingerprint() == self.cancelled_before_start:
             return "it is the box a reset cancelled before this node started (latched on the init topic)"
         if req.stamp_ns and req.stamp_ns < self.stamp_ns:
             return "it was drawn on a frame older than the last reset"
         self.cancelled_before_start = None
+        if self.cancelled is not None and req.fingerprint() == self.cancelled:
+            self.cancelled = None      # taken again on purpose: a later start must not refuse it as cancelled
+            self._write()
         return None
 
 
 class Scheduler:
     def __init__(self, buffer: int, reset_memory: Optional[ResetMemory] = None,
-                 log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0):
+                 log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0,
+                 now_ns: Optional[Callable[[], int]] = None, future_tolerance_ns: int = 0):
         self._cv = threading.Condition()
         self._latest: Optional[Frame] = None
         self._recent = collections.deque(maxlen=buffer)
@@ -99,6 +149,10 @@ class Scheduler:
         self.memory = reset_memory or ResetMemory()
         self.log = log
         self.stale_after = stale_after            # a zero-stamped box waits for a fresh frame if the newest is older
+        # frames stamped beyond the node's clock + tolerance do not move the reset's time (a camera with a wrong clock
+        # would otherwise make every later box look older than the reset)
+        self.now_ns, self.future_tolerance_ns = now_ns, future_tolerance_ns
+        self._last_retry = 0.0
 
     # ---- callbacks ------------------------------------------------------------------------------------------
     def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
@@ -127,7 +181,9 @@ class Scheduler:
         order = order_ns or time.time_ns()
         if stamp_ns is None:
             with self._cv:
-                stamp_ns = self._recent[-1][0] if self._recent else 0
+                limit = self.now_ns() + self.future_tolerance_ns if self.now_ns else None
+                plausible = [f[0] for f in self._recent if limit is None or f[0] <= limit]
+                stamp_ns = plausible[-1] if plausible else 0
         self._put(order, ("reset", (stamp_ns, order)))
 
     def _put(self, order: int, event) -> None:
@@ -139,6 +195,18 @@ class Scheduler:
             keys = [e[0] for e in self._events]
             self._events.insert(bisect.bisect_right(keys, order), (order, event))
             self._cv.notify()
+
+    def cancel(self, req: InitRequest) -> bool:
+        """Withdraw a box that has not been applied yet (its requester gave up); False when it is too late."""
+        with self._cv:
+            if self._pending_init is req:
+                self._pending_init = None
+                return True
+            for i, (_, (kind, payload)) in enumerate(self._events):
+                if kind == "init" and payload is req:
+                    del self._events[i]
+                    return True
+            return False
 
     def close(self) -> None:
         with self._cv:
@@ -157,6 +225,9 @@ class Scheduler:
             self._cv.wait_for(lambda: self._closed or self._latest is not None or bool(self._events), timeout=timeout)
             if self._closed:
                 return None
+            if self.memory.write_error is not None and time.monotonic() - self._last_retry > 1.0:
+                self._last_retry = time.monotonic()
+                self.memory.retry()
             work = Work()
             while self._events:                   # in arrival order: reset cancels what came before it only
                 _, (kind, payload) = self._events.popleft()
@@ -191,8 +262,8 @@ class Scheduler:
         else:
             _tell(self._pending_init, False, "a reset that arrived after this box cancelled it")
             self._pending_init = None
+        work.reset, self._active_init = True, None   # tracking stops first, whatever happens to the record
         self.memory.remember(stamp_ns, cancelled)
-        work.reset, self._active_init = True, None
 
     def _fresh_enough(self, req: InitRequest) -> bool:
         """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped."""

@@ -260,3 +260,17 @@ def test_a_withdrawn_box_is_never_applied():
     s.put_init(applied)
     frame(s, 3)
     assert s.next_work(0).init is applied and not s.cancel(applied)     # too late: it was applied
+
+
+def test_a_box_is_not_applied_to_a_frame_far_older_than_its_stamp():
+    """Frames left from an earlier playback, none from the box's time: refused with the reason, not applied to a
+    frame 13 s older."""
+    s = Scheduler(buffer=30, max_frame_age_ns=2 * 10**9)
+    frame(s, 100 * 10**9)
+    s.next_work(0)
+    s.put_init(init(stamp=113 * 10**9))
+    w = s.next_work(0)
+    assert w.init is not None and w.init_frame is None and "13.0 s older" in w.init_refusal
+    s.put_init(init(stamp=101 * 10**9))                     # 1 s: a frame lost in transport, the one before is fine
+    w = s.next_work(0)
+    assert w.init_frame[0] == 100 * 10**9 and w.init_refusal == ""

@@ -131,7 +131,8 @@ class TrackerNode(LifecycleNode):
         tolerance_ns = int(self.p.future_tolerance * 1e9)
         self.scheduler = Scheduler(self.p.frame_buffer, ResetMemory(self._state_file(), warn, now_ns, tolerance_ns),
                                    log=warn, stale_after=self.p.stale_after, now_ns=now_ns,
-                                   future_tolerance_ns=tolerance_ns)
+                                   future_tolerance_ns=tolerance_ns,
+                                   max_frame_age_ns=int(self.p.max_init_frame_age * 1e9))
         self.transport = TransportWatch(lambda m: self.get_logger().warning(m))
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                reliability=ReliabilityPolicy.BEST_EFFORT if self.p.image_qos == "sensor_data"
@@ -403,7 +404,7 @@ class TrackerNode(LifecycleNode):
                 if work.init is not None:
                     init_frame = self._decoded(work.init_frame)
                     if work.init_frame is None or init_frame is not None:
-                        self._initialize(work.init, init_frame)
+                        self._initialize(work.init, init_frame, work.init_refusal)
                     elif work.init.reply is not None:
                         work.init.reply(False, "the frame this box was drawn on could not be decoded")
                 latest = self._decoded(work.frame)
@@ -418,11 +419,10 @@ class TrackerNode(LifecycleNode):
         out = idle_target(Header(stamp=self.get_clock().now().to_msg()), self.tracker.num_stages)
         self.target_pub.publish(out)
 
-    def _initialize(self, req: InitRequest, frame_entry) -> None:
+    def _initialize(self, req: InitRequest, frame_entry, refusal: str = "") -> None:
         reply = req.reply or (lambda ok, text: None)
         if frame_entry is None:
-            exc = InvalidBoxError(f"box {list(req.box)} is stamped before every buffered frame (frame_buffer="
-                                  f"{self.p.frame_buffer}): the frame it was drawn on is gone; send it again")
+            exc = InvalidBoxError(f"box {list(req.box)} refused: {refusal}")
             reply(False, str(exc))
             return self._bad_message("init box", exc)
         _, header, frame, _ = frame_entry

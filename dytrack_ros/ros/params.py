@@ -40,6 +40,7 @@ class NodeParams:
     max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
     min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
     future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
+    max_init_frame_age: float = 2.0            # an init box is not applied to a frame older than its stamp by more
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
     autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
@@ -69,6 +70,8 @@ DESCRIPTIONS = {
                          (4096, 1 << 30)),
     "min_image_side": ("frames with a shorter side are refused (not a camera image)", (1, 4096)),
     "future_tolerance": ("init boxes stamped further ahead of the node's clock (s) are refused", (0.0, 3600.0)),
+    "max_init_frame_age": ("an init box is refused when the newest frame not after its stamp is older than its stamp "
+                           "by more than this (s)", (0.0, 3600.0)),
     "autostart": ("configure and activate at start; false: stay unconfigured until a lifecycle manager (or `ros2 "
                   "lifecycle set`) moves it", None),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
@@ -113,6 +116,8 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"min_image_side={p.min_image_side}: must be in 1..4096")
     if not (p.future_tolerance >= 0 and math.isfinite(p.future_tolerance)):
         raise ParameterError(f"future_tolerance={p.future_tolerance}: must be >= 0 seconds")
+    if not (p.max_init_frame_age >= 0 and math.isfinite(p.max_init_frame_age)):
+        raise ParameterError(f"max_init_frame_age={p.max_init_frame_age}: must be >= 0 seconds")
     if p.max_image_pixels < 64 * 64:
         raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
     if not 1 <= p.frame_buffer <= 1000:

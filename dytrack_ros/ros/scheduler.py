@@ -45,6 +45,7 @@ class Work:
     reset: bool = False                       # the tracker must be reset before anything else
     init: Optional[InitRequest] = None
     init_frame: Optional[Frame] = None
+    init_refusal: str = ""                    # why init has no frame (init_frame None)
     frame: Optional[Frame] = None             # newest unprocessed frame (None: nothing to track)
     dropped: int = 0                          # frames replaced before they were processed, since the last Work
 
@@ -137,7 +138,8 @@ class ResetMemory:
 class Scheduler:
     def __init__(self, buffer: int, reset_memory: Optional[ResetMemory] = None,
                  log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0,
-                 now_ns: Optional[Callable[[], int]] = None, future_tolerance_ns: int = 0):
+                 now_ns: Optional[Callable[[], int]] = None, future_tolerance_ns: int = 0,
+                 max_frame_age_ns: int = 2 * 10**9):
         self._cv = threading.Condition()
         self._latest: Optional[Frame] = None
         self._recent = collections.deque(maxlen=buffer)
@@ -153,6 +155,7 @@ class Scheduler:
         # would otherwise make every later box look older than the reset)
         self.now_ns, self.future_tolerance_ns = now_ns, future_tolerance_ns
         self._last_retry = 0.0
+        self.max_frame_age_ns = max_frame_age_ns  # a box is not applied to a frame this much older than its stamp
 
     # ---- callbacks ------------------------------------------------------------------------------------------
     def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
@@ -238,7 +241,7 @@ class Scheduler:
                     self._pending_init = payload
             if self._pending_init is not None and self._recent and self._fresh_enough(self._pending_init):
                 work.init, self._pending_init = self._pending_init, None
-                work.init_frame = self._frame_for(work.init)
+                work.init_frame, work.init_refusal = self._frame_for(work.init)
                 self._active_init = work.init
             work.frame, self._latest = self._latest, None
             if work.init is not None and work.init_frame is None:
@@ -269,16 +272,22 @@ class Scheduler:
         """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped."""
         return req.stamp_ns != 0 or req.received - self._recent[-1][3] <= self.stale_after
 
-    def _frame_for(self, req: InitRequest) -> Optional[Frame]:
-        """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: the newest."""
+    def _frame_for(self, req: InitRequest) -> Tuple[Optional[Frame], str]:
+        """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: the newest.
+        (None, why) when no buffered frame can be the one it was drawn on."""
         if req.stamp_ns == 0:
-            return self._recent[-1]
+            return self._recent[-1], ""
         older = [f for f in self._recent if f[0] <= req.stamp_ns]
         if older:
-            return older[-1]
+            gap = req.stamp_ns - older[-1][0]
+            if gap > self.max_frame_age_ns:       # e.g. frames left from an earlier playback, none from its time
+                return None, (f"the newest frame before its stamp is {gap / 1e9:.1f} s older than the box "
+                              f"(max_init_frame_age {self.max_frame_age_ns / 1e9:g} s): no frame of its time arrived")
+            return older[-1], ""
         oldest = self._recent[0]
-        if oldest[0] - req.stamp_ns <= MATCH_TOLERANCE_NS:   # its frame was lost in transport: the next one
-            self.log(f"init box: the frame it was drawn on never arrived; using the next one, "
-                     f"{(oldest[0] - req.stamp_ns) / 1e6:.0f} ms later")
-            return oldest
-        return None                               # its frame left the buffer long ago: the node refuses it
+        if oldest[0] - req.stamp_ns <= MATCH_TOLERANCE_NS:   # its frame is not here: the next one
+            self.log(f"init box stamped {(oldest[0] - req.stamp_ns) / 1e6:.0f} ms before the oldest buffered frame: "
+                     "using that frame")
+            return oldest, ""
+        return None, (f"it is stamped before every buffered frame (frame_buffer={len(self._recent)}): the frame it "
+                      "was drawn on is gone; send it again")

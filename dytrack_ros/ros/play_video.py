@@ -37,9 +37,12 @@ def parse_args(argv=None):
     source.add_argument("--bag", help="rosbag2 folder (or .db3 / .mcap file) with camera images")
     p.add_argument("--bag-topic", default="", help="the bag's image topic (default: its first Image or "
                                                     "CompressedImage topic)")
-    p.add_argument("--image-topic", default="image")
+    p.add_argument("--namespace", default="/", help="the tracker's namespace (as its launch's namespace:=): relative "
+                                                     "topics below resolve in it")
+    p.add_argument("--image-topic", default="image", help="where to publish the frames (the tracker's image topic, "
+                                                          "after its remapping)")
     p.add_argument("--init-topic", default="init_box")
-    p.add_argument("--target-topic", default="/dytrack_tracker/target")
+    p.add_argument("--target-topic", default="dytrack_tracker/target")
     p.add_argument("--frame-id", default="camera")
     p.add_argument("--rate", type=float, default=0.0, help="frames per second (0 = the video's own)")
     p.add_argument("--max-frames", type=int, default=0)
@@ -54,7 +57,7 @@ def parse_args(argv=None):
 
 class Player(Node):
     def __init__(self, args):
-        super().__init__("dytrack_video_player")
+        super().__init__("dytrack_video_player", namespace=args.namespace)
         self.args = args
         qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.BEST_EFFORT if args.qos == "sensor_data"
@@ -102,6 +105,10 @@ def video_frames(video: str):
     return frames(), cap.get(cv2.CAP_PROP_FPS) or 30.0
 
 
+# what playing a bag found wrong with it (a non-zero exit at the end)
+BAG_DAMAGE = {"skipped": 0, "error": "", "stopped_early": False}
+
+
 def bag_frames(path: str, topic: str = ""):
     """(frames, fps) of a bag's camera topic: frames decoded to BGR, fps from the recorded times."""
     from pathlib import Path
@@ -112,7 +119,10 @@ def bag_frames(path: str, topic: str = ""):
     if not os.path.exists(path):
         sys.exit(f"bag not found: {path}")
     reader = AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED))
-    reader.open()
+    try:
+        reader.open()
+    except Exception as exc:   # rosbags raises its own and sqlite's/mcap's errors for truncated or corrupt bags
+        sys.exit(f"cannot read bag {path}: {type(exc).__name__}: {exc}")
     cameras = [c for c in reader.connections if c.msgtype in IMAGE_TYPES and (not topic or c.topic == topic)]
     if not cameras:
         found = ", ".join(f"{c.topic} ({c.msgtype})" for c in reader.connections) or "nothing"
@@ -121,15 +131,27 @@ def bag_frames(path: str, topic: str = ""):
     fps = camera.msgcount / max((reader.duration or 1) / 1e9, 1e-3) if camera.msgcount > 1 else 30.0
 
     def frames():
+        read = 0
         try:
             for conn, _, raw in reader.messages(connections=[camera]):
-                msg = reader.deserialize(raw, conn.msgtype)
-                if conn.msgtype.endswith("CompressedImage"):
-                    yield decode_compressed(bytes(msg.data), msg.format)
-                else:
-                    yield image_to_bgr(msg)
+                read += 1
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    frame = (decode_compressed(bytes(msg.data), msg.format) if conn.msgtype.endswith("CompressedImage")
+                             else image_to_bgr(msg))
+                except Exception as exc:   # one damaged message: skip it, count it, go on
+                    BAG_DAMAGE["skipped"] += 1
+                    print(f"bag message {read} skipped as corrupt: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                yield frame
+        except Exception as exc:          # the bag itself breaks mid-play (a truncated or corrupt file)
+            BAG_DAMAGE["error"] = f"{type(exc).__name__}: {exc}"
+            print(f"bag {path} is damaged after {read} messages: {BAG_DAMAGE['error']}", flush=True)
         finally:                         # also when the player stops early (--max-frames, Ctrl-C)
             reader.close()
+        if not BAG_DAMAGE["error"] and read < camera.msgcount and not BAG_DAMAGE["stopped_early"]:
+            BAG_DAMAGE["error"] = f"only {read} of the {camera.msgcount} messages its index lists could be read"
+            print(f"bag {path} is damaged: {BAG_DAMAGE['error']}", flush=True)
     print(f"playing {camera.topic} ({camera.msgtype}, {camera.msgcount} frames) from {path}", flush=True)
     return frames(), fps
 
@@ -156,6 +178,7 @@ def main(argv=None):
     try:
         for frame in source:
             if 0 < args.max_frames <= published:
+                BAG_DAMAGE["stopped_early"] = True
                 break
             stamp = node.get_clock().now().to_msg()
             if args.compressed:
@@ -198,12 +221,21 @@ def main(argv=None):
               f"{np.median(inf):.1f} ms; node latency p50 {np.median(lat):.1f} ms p95 {np.percentile(lat, 95):.1f} ms",
               flush=True)
     else:
-        print(f"summary: {published} frames published, no tracker results received", flush=True)
+        print(f"summary: {published} frames published, no tracker results received on "
+              f"{node.resolve_topic_name(args.target_topic)} (is the tracker running, in this namespace?)", flush=True)
     if args.output and frames:
         write_video(args.output, frames, stamps, node.results, fps)
         print(f"annotated video: {args.output}", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
+    problems = []
+    if args.bag and (BAG_DAMAGE["error"] or BAG_DAMAGE["skipped"]):
+        problems.append(f"the bag is damaged ({BAG_DAMAGE['skipped']} messages skipped as corrupt"
+                        + (f"; {BAG_DAMAGE['error']}" if BAG_DAMAGE["error"] else "") + ")")
+    if args.print_results and not results and published:
+        problems.append("no tracker results received")
+    if problems:
+        sys.exit("play_video: " + "; ".join(problems))
 
 
 def write_video(path, frames, stamps, results, fps):

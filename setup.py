@@ -36,6 +36,7 @@ setup(
         "tracker_node = dytrack_ros.ros.node:main",
         "play_video = dytrack_ros.ros.play_video:main",
         "target_picker = dytrack_ros.ros.target_picker:main",
+        "dytrack-ctl = dytrack_ros.ros.ctl:main",
         "dytrack-train = dytrack_ros.training.train:main",
         "dytrack-export = dytrack_ros.backends.export:main",
         "dytrack-eval = dytrack_ros.evaluation.model_card:main",

@@ -2,7 +2,7 @@
 their boxes drawn on chosen frames, tiles labelled with the frame number.
 
     dytrack-montage --video vtest.avi --box 638 238 48 86 --frames 20 40 --step 4 \
-                    --nanotrack .data/nanotrack/nanotrackv2 --out benchmarks/demo_montage.png
+                    --out benchmarks/demo_montage.png
 
 Colours: DyTrack red (dashed when it reports LOST), NanoTrack green, CSRT blue, others yellow.
 """
@@ -29,8 +29,9 @@ def parse_args(argv=None):
     p.add_argument("--step", type=int, default=4)
     p.add_argument("--model", default="models/dytrack_small")
     p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--peers", nargs="*", default=["CSRT"])
-    p.add_argument("--nanotrack", default="")
+    p.add_argument("--peers", nargs="*", default=["NanoTrack", "CSRT"],
+                   help="OpenCV trackers beside DyTrack (NanoTrack: cv2.TrackerNano on the shipped v2 graphs)")
+    p.add_argument("--nanotrack", default="", help="another folder with NanoTrack v2's graphs")
     p.add_argument("--crop", type=int, default=320,
                    help="side of the region shown, fixed over all tiles, centred on the trackers' mean position (0: whole frame)")
     p.add_argument("--out", required=True, help="PNG file; a .json with every tracker's boxes is written beside it")
@@ -56,21 +57,23 @@ def run_all(frames, box, args):
     tracker = build_tracker(args.model, args.backend, threads=1)
     tracker.initialize(frames[0], box)
     boxes, states = [np.asarray(box, float)], [1]
+    answers = [None]                      # DyTrack's stage and score per frame (the JSON keeps them)
     for f in frames[1:]:
         r = tracker.track(f)
         boxes.append(r.box)
         states.append(r.state)
+        answers.append({"stage": r.stages_run, "score": round(r.score, 3),
+                                        "stage_scores": [round(v, 3) for v in r.stage_scores]})
     out["DyTrack"] = (boxes, states)
-    names = list(args.peers) + (["NanoTrack"] if args.nanotrack else [])
-    for name in names:
-        peer = OpenCVTracker(name, args.nanotrack if name == "NanoTrack" else None)
+    for name in args.peers:
+        peer = OpenCVTracker(name, (args.nanotrack or None) if name == "NanoTrack" else None)
         peer.initialize(frames[0], box)
         pb = [np.asarray(box, float)]
         for f in frames[1:]:
             b = peer.update(f)
             pb.append(b if b is not None else pb[-1])
         out[name] = (pb, None)
-    return out
+    return out, answers
 
 
 def draw(frame, results, i, crop, centre):
@@ -108,7 +111,7 @@ def main(argv=None):
     first, last = args.frames
     frames = read_video(args.video, last)
     last = min(last, len(frames) - 1)
-    results = run_all(frames, args.box, args)
+    results, answers = run_all(frames, args.box, args)
     shown = list(range(first, last + 1, args.step))
     centres = [(b[i][0] + b[i][2] / 2, b[i][1] + b[i][3] / 2) for b, _ in results.values() for i in shown]
     centre = tuple(int(v) for v in np.mean(centres, 0))
@@ -124,7 +127,8 @@ def main(argv=None):
     with open(args.out.rsplit(".", 1)[0] + ".json", "w") as f:
         json.dump({"video": args.video, "init_box": list(args.box),
                    "boxes": {n: [list(map(float, b)) for b in bs] for n, (bs, _) in results.items()},
-                   "dytrack_states": [int(s) for s in results["DyTrack"][1]]}, f)
+                   "dytrack_states": [int(s) for s in results["DyTrack"][1]],
+                   "dytrack_answers": answers}, f)
     print(f"montage of frames {shown} -> {args.out}")
 
 

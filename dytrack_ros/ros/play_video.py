@@ -128,7 +128,8 @@ def bag_frames(path: str, topic: str = ""):
         found = ", ".join(f"{c.topic} ({c.msgtype})" for c in reader.connections) or "nothing"
         sys.exit(f"no {'topic ' + topic if topic else 'Image or CompressedImage topic'} in {path}; it holds {found}")
     camera = cameras[0]
-    fps = camera.msgcount / max((reader.duration or 1) / 1e9, 1e-3) if camera.msgcount > 1 else 30.0
+    # n frames span n - 1 intervals (n / duration reads 10.2 fps for a 10 fps recording)
+    fps = (camera.msgcount - 1) / max((reader.duration or 1) / 1e9, 1e-3) if camera.msgcount > 1 else 30.0
 
     def frames():
         read = 0
@@ -210,7 +211,8 @@ def main(argv=None):
             rclpy.spin_once(node, timeout_sec=0.05)
     except KeyboardInterrupt:
         pass
-    results = list(node.results.values())
+    # tracking results only: the node's IDLE notices (at start, after a reset) are not answers to frames
+    results = [r for r in node.results.values() if r.state != TrackedTarget.STATE_IDLE]
     if results:
         stages = np.array([r.stages_run for r in results])
         lat = np.array([r.latency_ms for r in results])
@@ -224,7 +226,7 @@ def main(argv=None):
         print(f"summary: {published} frames published, no tracker results received on "
               f"{node.resolve_topic_name(args.target_topic)} (is the tracker running, in this namespace?)", flush=True)
     if args.output and frames:
-        write_video(args.output, frames, stamps, node.results, fps)
+        write_video(args.output, frames, stamps, node.results, fps, args.init_box)
         print(f"annotated video: {args.output}", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
@@ -238,14 +240,18 @@ def main(argv=None):
         sys.exit("play_video: " + "; ".join(problems))
 
 
-def write_video(path, frames, stamps, results, fps):
+def write_video(path, frames, stamps, results, fps, init_box=None):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     h, w = frames[0].shape[:2]
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.endswith(".mp4") else "MJPG"))
     writer = cv2.VideoWriter(path, fourcc, fps, (w, h))
-    for frame, key in zip(frames, stamps):
+    for i, (frame, key) in enumerate(zip(frames, stamps)):
         if key in results:
             draw_target(frame, results[key])
+        elif i == 0 and init_box:             # the frame the target was given on: its box, in white
+            x, y, bw, bh = (int(round(v)) for v in init_box)
+            cv2.rectangle(frame, (x, y), (x + bw, y + bh), (255, 255, 255), 2)
+            cv2.putText(frame, "init box", (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
         writer.write(frame)
     writer.release()
 

@@ -32,13 +32,23 @@ PIXEL_MEAN = 127.0
 PIXEL_SCALE = 128.0
 
 # one stage graph's outputs, in this order (the exporter names them so; backends read them by position)
-STAGE_OUTPUTS = ("carry", "score_map", "size_map", "offset_map", "box", "score")
+STAGE_OUTPUTS = ("carry", "score_map", "size_map", "offset_map", "box", "score", "iou_map")
 # what the tracker reads; GPU backends copy these back as one flat float array, in this order
-HEAD_OUTPUTS = ("score_map", "size_map", "offset_map", "box", "score")
+HEAD_OUTPUTS = ("score_map", "size_map", "offset_map", "box", "score", "iou_map")
+# graphs exported before iou_map existed end at "score"; they still load (the score then judges the raw peak only)
+OPTIONAL_OUTPUTS = ("iou_map",)
 TEMPLATE_INPUT, TEMPLATE_OUTPUT = "template", "template_tokens"
 
 # exit thresholds of a model nobody has calibrated: exit early on a confident score, the last stage always answers
 UNCALIBRATED_EXIT_THRESHOLD = 0.6
+
+# manifest fields a user may edit (validated on load); every other field defines the model and is sealed by
+# model_sha256 at export (an edit of a size, factor, normalisation or stage list silently changes tracking)
+TUNABLE_FIELDS = ("exit_thresholds", "tracker", "threshold_calibration", "max_abs_diff_vs_torch", "model_sha256")
+# tracker settings a manifest may carry, with their allowed ranges (runtime.py applies them)
+TRACKER_SETTING_RANGES = {"window_influence": (0.0, 1.0), "scale_penalty": (0.0, 10.0), "size_lr": (0.0, 1.0),
+                          "lost_patience": (0, 10**6), "context_amount": (0.0, 2.0), "absent_threshold": (0.0, 1.0)}
+TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False)}
 
 
 def to_network_input(crop_bgr: np.ndarray) -> np.ndarray:
@@ -60,7 +70,7 @@ def default_thresholds(num_stages: int) -> List[float]:
 def head_shapes(grid: int) -> Dict[str, tuple]:
     """Shapes of the head outputs for one crop (batch dimension removed) on a grid x grid score map."""
     return {"score_map": (grid, grid), "size_map": (2, grid, grid), "offset_map": (2, grid, grid), "box": (4,),
-            "score": ()}
+            "score": (), "iou_map": (grid, grid)}
 
 
 class BackendError(RuntimeError):
@@ -73,7 +83,8 @@ class StageResult:
     size_map: np.ndarray    # (2, G, G) box w, h as crop fractions
     offset_map: np.ndarray  # (2, G, G) sub-cell offsets
     box: np.ndarray         # (4,) cx, cy, w, h in crop fractions, at the raw peak
-    score: float            # the exit's predicted IoU of its own box
+    score: float            # the exit's predicted IoU of its own box (the raw peak's)
+    iou_map: Optional[np.ndarray] = None  # (G, G) the predicted IoU of every cell's box (None: an older graph)
 
     def __post_init__(self):
         self.score = float(self.score)
@@ -82,7 +93,8 @@ class StageResult:
     def from_outputs(cls, out: Dict[str, np.ndarray]) -> "StageResult":
         """From a graph's outputs by name (batch of one)."""
         grid = out["score_map"].shape[-1]
-        return cls(**{name: np.asarray(out[name]).reshape(shape) for name, shape in head_shapes(grid).items()})
+        return cls(**{name: np.asarray(out[name]).reshape(shape) for name, shape in head_shapes(grid).items()
+                      if name in out or name not in OPTIONAL_OUTPUTS})
 
     @classmethod
     def from_flat(cls, flat: np.ndarray, grid: int) -> "StageResult":
@@ -90,6 +102,8 @@ class StageResult:
         parts, start = {}, 0
         for name, shape in head_shapes(grid).items():
             n = int(np.prod(shape))
+            if start + n > flat.size and name in OPTIONAL_OUTPUTS:
+                break
             parts[name] = flat[start:start + n].reshape(shape)
             start += n
         return cls(**parts)
@@ -149,14 +163,23 @@ class Manifest:
         return cls(folder, data)
 
     @classmethod
-    def load(cls, folder: str, verify_hashes: bool = True) -> "Manifest":
-        """The file, with every graph present and (by default) matching its SHA-256."""
+    def load(cls, folder: str, verify_hashes: bool = True, files: Optional[Sequence[str]] = None) -> "Manifest":
+        """The file, with its model-defining fields unchanged since export, its editable fields valid, and every
+        model file it names (or `files` of them) present and (by default) matching its SHA-256."""
         m = cls.read(folder)
         path = os.path.join(folder, MANIFEST_NAME)
+        m.check_editable()
         hashes = m.data.get("sha256")
-        if verify_hashes and not isinstance(hashes, dict):
-            raise BackendError(f"{path} has no graph hashes (sha256): re-export the model with dytrack-export")
-        for name in m.graph_files():
+        if verify_hashes:
+            if not isinstance(hashes, dict):
+                raise BackendError(f"{path} has no graph hashes (sha256): re-export the model with dytrack-export")
+            if m.data.get("model_sha256") != m.model_hash():
+                raise BackendError(
+                    f"{path}: its model-defining fields (crop sizes and factors, normalisation, stages, graphs, "
+                    f"model config) were edited after export, or it was not sealed (model_sha256 missing); only "
+                    f"{', '.join(TUNABLE_FIELDS[:2])} may be edited: restore it or re-export the model")
+            m.check_normalization()
+        for name in (m.graph_files() if files is None else files):
             file = m.path(name)
             if not os.path.isfile(file):
                 raise BackendError(f"model file missing: {file}")
@@ -165,6 +188,49 @@ class Manifest:
             if verify_hashes and sha256_of(file) != hashes[name]:
                 raise BackendError(f"model file {file} does not match its manifest hash (corrupt or replaced)")
         return m
+
+    def model_hash(self) -> str:
+        """SHA-256 over the model-defining fields (all but TUNABLE_FIELDS), canonical JSON."""
+        defining = {k: v for k, v in self.data.items() if k not in TUNABLE_FIELDS}
+        return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()
+
+    def seal(self) -> None:
+        """Record model_sha256 (the exporter does; a test that edits a model on purpose does it again)."""
+        self.data["model_sha256"] = self.model_hash()
+        self.save()
+
+    def check_normalization(self) -> None:
+        norm = self.data.get("normalization")
+        want = {"color": "RGB", "mean": PIXEL_MEAN, "scale": PIXEL_SCALE}
+        if norm is not None and any(norm.get(k) != v for k, v in want.items()):
+            raise BackendError(f"{self.folder}: normalisation {norm} is not the one this version feeds the graphs "
+                               f"({want})")
+
+    def check_editable(self) -> None:
+        """The fields a user may edit: exit thresholds (one per stage, 0..1) and known tracker settings in range."""
+        th = self.data.get("exit_thresholds", [])
+        n = self.num_stages
+        if (not isinstance(th, list) or len(th) != n or
+                not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0 for t in th)):
+            raise BackendError(f"{self.folder}/{MANIFEST_NAME}: exit_thresholds must be {n} numbers in 0..1, "
+                               f"found {th!r:.80}")
+        tracker = self.data.get("tracker", {})
+        if not isinstance(tracker, dict):
+            raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker must be an object, found {tracker!r:.60}")
+        for key, value in tracker.items():
+            if key in TRACKER_SETTING_CHOICES:
+                if value not in TRACKER_SETTING_CHOICES[key]:
+                    raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting {key}={value!r:.40} is not "
+                                       f"one of {', '.join(TRACKER_SETTING_CHOICES[key])}")
+                continue
+            if key not in TRACKER_SETTING_RANGES:
+                continue   # a setting of an older tracker loop: ignored
+            lo, hi = TRACKER_SETTING_RANGES[key]
+            ok = value is None if key == "lost_patience" and value is None else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi)
+            if not ok:
+                raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting {key}={value!r:.40} is outside "
+                                   f"{lo}..{hi}")
 
     @classmethod
     def from_model_config(cls, folder: str, model_config: dict) -> "Manifest":
@@ -225,13 +291,18 @@ class Manifest:
             "model_config": dict(model_config),
             "sha256": {name: sha256_of(os.path.join(folder, name)) for name in [template_graph, *stage_graphs]},
         }
+        if os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):   # the torch backend's weights are sealed too
+            data["sha256"][CHECKPOINT_NAME] = sha256_of(os.path.join(folder, CHECKPOINT_NAME))
         data.update(extra or {})
         m = cls(folder, data)
-        m.save()
+        m.seal()
         return m
 
     def update(self, **fields) -> None:
-        """Change some top-level fields (calibrated thresholds, tracker settings) and save."""
+        """Change some editable top-level fields (calibrated thresholds, tracker settings) and save."""
+        defining = sorted(set(fields) - set(TUNABLE_FIELDS))
+        if defining:
+            raise ValueError(f"{', '.join(defining)} define the model: re-export it instead of editing the manifest")
         self.data.update(fields)
         self.save()
 

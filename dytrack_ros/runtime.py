@@ -12,7 +12,8 @@ from .contract import CHECKPOINT_NAME, MANIFEST_NAME, BackendError, Manifest
 from .tracking.tracker import DyTracker, TrackerParams
 
 # tracker settings a model may carry in manifest.json's "tracker" section (tuned on the calibration split)
-TUNABLE = ("window_influence", "lost_window_influence", "size_lr", "lost_patience", "scale_penalty")
+TUNABLE = ("window_influence", "scale_penalty", "size_lr", "lost_patience", "context_amount", "later_exits",
+           "best_scored", "absent_threshold")
 
 
 def model_manifest(model_dir: str) -> Manifest:
@@ -39,8 +40,9 @@ def tracker_params(manifest: Manifest, thresholds: Optional[Sequence[float]] = N
                            thresholds=list(thresholds) if thresholds else manifest.exit_thresholds,
                            lost_threshold=lost_threshold)
     for key, value in manifest.tracker_settings.items():
-        if key in TUNABLE:
-            setattr(params, key, type(getattr(params, key))(value))
+        if key in TUNABLE:   # settings of an older tracker loop (e.g. lost_window_influence) are ignored
+            setattr(params, key, value if value is None or isinstance(value, (str, bool)) else
+                    int(value) if key == "lost_patience" else float(value))
     return params
 
 

@@ -46,8 +46,8 @@ def tiny_bundle(tmp_path_factory):
     torch.manual_seed(0)
     model = DyTrackNet(tiny_config()).eval()
     out = str(tmp_path_factory.mktemp("tiny_bundle"))
+    save_checkpoint(os.path.join(out, "model.pt"), model)     # first: the manifest seals it with the graphs
     export_model(model, out)
-    save_checkpoint(os.path.join(out, "model.pt"), model)
     return out
 
 

@@ -35,6 +35,10 @@ def compare_with_torch(backend, model, template, search):
         for field in ("score_map", "size_map", "offset_map", "box"):
             worst = max(worst, float(np.abs(getattr(a, field) - getattr(b, field)).max()))
         worst = max(worst, abs(a.score - b.score))
+        if b.iou_map is not None:
+            worst = max(worst, float(np.abs(a.iou_map - b.iou_map).max()))
+            # the map read at the raw peak is the raw peak's score
+            assert abs(float(b.iou_map.ravel()[int(np.argmax(b.score_map))]) - b.score) < 1e-4
     return worst
 
 
@@ -56,7 +60,7 @@ def test_manifest_describes_the_graphs(tiny_bundle):
     m = json.load(open(os.path.join(tiny_bundle, "manifest.json")))
     assert m["opset"] == OPSET == 18 and m["num_stages"] == 3
     assert m["max_abs_diff_vs_torch"] < TOLERANCE
-    assert set(m["sha256"]) == {"template.onnx", "stage0.onnx", "stage1.onnx", "stage2.onnx"}
+    assert set(m["sha256"]) == {"template.onnx", "stage0.onnx", "stage1.onnx", "stage2.onnx", "model.pt"}
     assert m["normalization"]["mean"] == 127.0
 
 
@@ -141,8 +145,9 @@ def test_tensorrt_engine_matches_onnxruntime(tiny_bundle, tmp_path, monkeypatch)
 
 
 def test_models_exported_before_the_score_rename_still_load(tiny_bundle, tmp_path):
-    """Graphs exported before 'iou' was renamed 'score' name their last output 'iou': backends read outputs by
-    position in the manifest's output_names, so such a model folder gives the same results."""
+    """Graphs exported before 'iou' was renamed 'score' name their last output 'iou', and those exported before the
+    per-cell IoU map have no 'iou_map': backends read outputs by position in the manifest's output_names, so such a
+    model folder gives the same results (the tracker then scores the raw peak)."""
     import onnx
     from dytrack_ros.contract import Manifest, sha256_of
     old = str(tmp_path / "old_model")
@@ -155,10 +160,13 @@ def test_models_exported_before_the_score_rename_still_load(tiny_bundle, tmp_pat
         for out in graph.graph.output:
             if out.name == "score":
                 out.name = "iou"
+        kept = [o for o in graph.graph.output if o.name != "iou_map"]
+        del graph.graph.output[:]
+        graph.graph.output.extend(kept)
         onnx.save(graph, os.path.join(old, name))
         m.data["sha256"][name] = sha256_of(os.path.join(old, name))
-    m.data["output_names"] = ["iou" if n == "score" else n for n in m.data["output_names"]]
-    m.save()
+    m.data["output_names"] = ["iou" if n == "score" else n for n in m.data["output_names"] if n != "iou_map"]
+    m.seal()
     model, t, s = real_crops(tiny_bundle, 3)
     for kind in ("onnxruntime", "openvino"):
         assert compare_with_torch(create_backend(kind, old), model, t, s) < TOLERANCE, kind

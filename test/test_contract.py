@@ -1,5 +1,6 @@
 """The contract module on its own: the manifest's read/write/update, the defaults, the flat result layout."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -53,6 +54,68 @@ def test_flat_and_named_head_outputs_give_the_same_result():
     named["score_map"] = named["score_map"][:, None]            # graphs give (1, 1, G, G)
     flat = np.concatenate([named[n].ravel() for n in HEAD_OUTPUTS])
     a, b = StageResult.from_outputs(named), StageResult.from_flat(flat, g)
-    for n in HEAD_OUTPUTS[:-1]:
-        assert np.array_equal(getattr(a, n), getattr(b, n)) and getattr(a, n).shape == head_shapes(g)[n]
+    for n in HEAD_OUTPUTS:
+        if n != "score":
+            assert np.array_equal(getattr(a, n), getattr(b, n)) and getattr(a, n).shape == head_shapes(g)[n]
     assert isinstance(a.score, float) and a.score == b.score
+
+
+def test_graphs_without_an_iou_map_still_give_a_result():
+    """Models exported before the per-cell IoU map existed end at 'score' (named and flat forms)."""
+    g = 4
+    named = {n: np.zeros((1, *s) if s else (1,), np.float32) for n, s in head_shapes(g).items() if n != "iou_map"}
+    flat = np.concatenate([named[n].ravel() for n in HEAD_OUTPUTS if n != "iou_map"])
+    for r in (StageResult.from_outputs(named), StageResult.from_flat(flat, g)):
+        assert r.iou_map is None and r.score == 0.0
+
+
+TAMPERING = [   # (what, edit of the manifest's data, words of the refusal)
+    ("search_factor 4 -> 9", lambda d: d.update(search_factor=9.0), "edited after export"),
+    ("search_size 128 -> 228", lambda d: d.update(search_size=228), "edited after export"),
+    ("num_stages", lambda d: d.update(num_stages=2), "edited after export"),
+    ("normalisation mean", lambda d: d["normalization"].update(mean=0.0), "edited after export"),
+    ("normalisation colour", lambda d: d["normalization"].update(color="BGR"), "edited after export"),
+    ("stage list", lambda d: d["stage_graphs"].reverse(), "edited after export"),
+    ("model config", lambda d: d["model_config"].update(depth=9), "edited after export"),
+    ("seal removed", lambda d: d.pop("model_sha256"), "not sealed"),
+    ("a threshold above 1", lambda d: d.update(exit_thresholds=[1.5, 0.5, 0.0]), "exit_thresholds"),
+    ("too few thresholds", lambda d: d.update(exit_thresholds=[0.5, 0.0]), "exit_thresholds"),
+    ("a tracker setting out of range", lambda d: d.update(tracker={"window_influence": 7}), "window_influence"),
+]
+
+
+@pytest.mark.parametrize("what,edit,words", TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_an_edited_manifest_is_refused_with_the_reason(tiny_bundle, tmp_path, what, edit, words):
+    import shutil
+    from dytrack_ros.backends import create_backend
+    folder = str(tmp_path / "m")
+    shutil.copytree(tiny_bundle, folder)
+    m = Manifest.read(folder)
+    edit(m.data)
+    m.save()
+    for kind in ("onnxruntime", "torch"):
+        with pytest.raises(BackendError, match=words):
+            create_backend(kind, folder)
+
+
+def test_editable_fields_stay_editable(tiny_bundle, tmp_path):
+    import shutil
+    from dytrack_ros.backends import create_backend
+    folder = str(tmp_path / "m")
+    shutil.copytree(tiny_bundle, folder)
+    m = Manifest.read(folder)
+    m.update(exit_thresholds=[0.3, 0.7, 0.0], tracker={"window_influence": 0.3, "lost_patience": None})
+    assert create_backend("onnxruntime", folder).num_stages == 3
+    with pytest.raises(ValueError, match="define the model"):
+        m.update(search_factor=5.0)
+
+
+def test_a_truncated_checkpoint_is_refused_by_the_torch_backend(tiny_bundle, tmp_path):
+    import shutil
+    from dytrack_ros.backends import create_backend
+    folder = str(tmp_path / "m")
+    shutil.copytree(tiny_bundle, folder)
+    with open(os.path.join(folder, "model.pt"), "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(BackendError, match="model.pt does not match"):
+        create_backend("torch", folder)

@@ -10,8 +10,9 @@ G = 8
 
 
 class ScriptedBackend(StagedBackend):
-    """Each stage answers with a peak at crop position (cx, cy), size (w, h) in crop fractions and a score,
-    taken from `script(frame_index, stage)`; records how many stages ran per frame."""
+    """Each stage answers with a peak at crop position (cx, cy), size (w, h) in crop fractions and a score (the
+    predicted IoU at the peak; 0 elsewhere), taken from `script(frame_index, stage)`; records how many stages ran
+    per frame."""
     name = "scripted"
     num_stages = 3
 
@@ -31,10 +32,12 @@ class ScriptedBackend(StagedBackend):
         score_map = np.zeros((G, G), np.float32)
         score_map[gy, gx] = 1.0
         size = np.zeros((2, G, G), np.float32)
-        size[:, gy, gx] = (w, h)
+        size[:] = np.array([w, h], np.float32)[:, None, None]   # every cell sizes the box alike
         offset = np.zeros((2, G, G), np.float32)
         offset[:, gy, gx] = (cx * G - gx, cy * G - gy)
-        return StageResult(score_map, size, offset, np.array([cx, cy, w, h]), float(score))
+        iou = np.zeros((G, G), np.float32)
+        iou[gy, gx] = score
+        return StageResult(score_map, size, offset, np.array([cx, cy, w, h]), float(score), iou)
 
 
 def tracker(script, **params):
@@ -93,17 +96,17 @@ def test_low_scores_read_lost_at_once_follow_for_the_patience_then_hold_and_wide
 
 def test_size_is_smoothed_and_bounded_relative_to_the_init_box():
     # every frame the network says the target is twice as large
-    t, _ = tracker(lambda f, s: (0.5, 0.5, 0.5, 0.5, 0.9), size_lr=0.5)
+    t, _ = tracker(lambda f, s: (0.5, 0.5, 0.5, 0.5, 0.9), size_lr=0.5, scale_penalty=0.0)
     t.initialize(FRAME, BOX)
     r = t.track(FRAME)
-    assert r.box[2] == pytest.approx(40 * 0.5 + 80 * 0.5)
+    assert r.box[2] == pytest.approx(40 * 0.5 + 80 * 0.5)        # rate = size_lr x the peak's score (1 here)
     for _ in range(20):
         r = t.track(FRAME)
     assert r.box[2] <= 5 * 40 + 1e-6                                              # size_bounds (0.2, 5)
 
 
 def test_reinitialising_starts_a_fresh_track():
-    t, b = tracker(still(0.05), lost_threshold=0.15)
+    t, b = tracker(still(0.05), lost_threshold=0.15, lost_patience=0)
     t.initialize(FRAME, BOX)
     for _ in range(4):
         t.track(FRAME)
@@ -128,3 +131,67 @@ def test_scale_penalty_prefers_the_candidate_of_the_targets_shape():
         t.initialize(FRAME, BOX)
         r = t.track(FRAME)
         assert (r.box[2] == pytest.approx(40)) == expect_target, (penalty, r.box)
+
+
+def test_the_published_box_is_the_one_scored():
+    """Two candidates: the raw peak far from the previous position (predicted IoU 0.2) and a slightly weaker one at
+    the centre (predicted IoU 0.8). The motion prior picks the centre one; its score, not the raw peak's, is reported
+    and decides the exit and the state."""
+    class Decoy(ScriptedBackend):
+        def run_stage(self, stage, search=None):
+            r = super().run_stage(stage, search)        # the target at the centre, IoU 0.8
+            r.score_map[4, 4] = 0.7
+            r.score_map[0, 7] = 1.0                       # the raw peak, top right
+            r.size_map[:, 0, 7] = (0.25, 0.25)
+            r.iou_map[0, 7] = 0.2
+            r.score = 0.2                                 # what the graph says about its raw peak
+            return r
+    b = Decoy(lambda f, s: (0.5 + 0.5 / G, 0.5 + 0.5 / G, 0.25, 0.25, 0.8))
+    t = DyTracker(b, TrackerParams(template_size=64, search_size=128, thresholds=[0.6, 0.6, 0.0],
+                                   lost_threshold=0.5))
+    t.initialize(FRAME, BOX)
+    r = t.track(FRAME)
+    assert r.score == pytest.approx(0.8) and r.stages_run == 1 and r.state == TRACKING
+    assert r.box[0] + r.box[2] / 2 == pytest.approx(320 + 10, abs=1e-6)   # cell (4, 4) centre: 0.5625 of 160 px
+
+
+def test_low_scores_keep_following_the_best_candidate_by_default():
+    """NanoTrack's behaviour on a short occlusion: LOST is reported, the box is not abandoned."""
+    t, _ = tracker(lambda f, s: (0.5 + 10 / 160, 0.5, 0.25, 0.25, 0.05), lost_threshold=0.15)
+    t.initialize(FRAME, BOX)
+    results = [t.track(FRAME) for _ in range(5)]
+    assert all(r.state == LOST for r in results)
+    assert [r.box[0] for r in results] == pytest.approx([310, 320, 330, 340, 350]) and t.growth == 1.0
+
+
+def test_later_exits_can_be_placed_by_the_first_exit():
+    """'refine': the first exit's score map places the target, the later exit's size map sizes it."""
+    sizes = {0: 0.25, 1: 0.5}
+    places = {0: 0.5, 1: 0.75}
+    for mode, expect_cx, expect_w in (("own", 360, 60), ("refine", 320, 60)):
+        t, _ = tracker(lambda f, s: (places[s], 0.5, sizes[s], sizes[s], 0.9), thresholds=[1.0, 0.0, 0.0],
+                       later_exits=mode, scale_penalty=0.0, size_lr=0.5)
+        t.initialize(FRAME, BOX)
+        r = t.track(FRAME)
+        assert r.stages_run == 2
+        assert r.box[0] + r.box[2] / 2 == pytest.approx(expect_cx) and r.box[2] == pytest.approx(expect_w)
+
+
+def test_the_first_exit_saying_absent_reads_lost_whatever_a_later_exit_says():
+    """Later exits are confident on background once the target has gone; the first exit is not."""
+    scores = {0: 0.01, 1: 0.9, 2: 0.9}
+    for absent, expected in ((0.0, TRACKING), (0.05, LOST)):
+        t, _ = tracker(still(lambda f, s: scores[s]), absent_threshold=absent)
+        t.initialize(FRAME, BOX)
+        r = t.track(FRAME)
+        assert r.stages_run == 2 and r.score == pytest.approx(0.9) and r.state == expected
+
+
+def test_best_scored_publishes_the_most_confident_exit_run():
+    scores, places = {0: 0.5, 1: 0.3, 2: 0.2}, {0: 0.5, 1: 0.75, 2: 0.75}
+    for best, expect_cx in ((False, 360), (True, 320)):
+        t, _ = tracker(lambda f, s: (places[s], 0.5, 0.25, 0.25, scores[s]), thresholds=[0.6, 0.6, 0.0],
+                       best_scored=best)
+        t.initialize(FRAME, BOX)
+        r = t.track(FRAME)
+        assert r.stages_run == 3 and r.box[0] + r.box[2] / 2 == pytest.approx(expect_cx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import List
 
-from ..contract import CHECKPOINT_NAME, BackendError, Manifest, StagedBackend
+from ..contract import CHECKPOINT_NAME, MANIFEST_NAME, BackendError, Manifest, StagedBackend
 
 BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 
@@ -65,6 +65,8 @@ def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int
     if kind == "torch":
         from ..model.checkpoint import ModelFileError, load_checkpoint
         from .torch_backend import TorchBackend
+        if os.path.isfile(os.path.join(model_dir, MANIFEST_NAME)):   # an exported folder: its model.pt is sealed
+            Manifest.load(model_dir, verify_hashes=verify_hashes, files=[CHECKPOINT_NAME])
         try:
             model, _ = load_checkpoint(os.path.join(model_dir, CHECKPOINT_NAME))
         except ModelFileError as exc:

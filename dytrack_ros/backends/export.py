@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..contract import (STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest, stage_input_names,
+from ..contract import (CHECKPOINT_NAME, STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest, stage_input_names,
                         to_network_input)
 from ..model import DyTrackNet, StageGraph, TemplateGraph, load_checkpoint
 
@@ -110,6 +110,12 @@ def main(argv=None):
         old = Manifest.read(args.out).data
         thresholds = thresholds or old.get("exit_thresholds")
         extra = {k: old[k] for k in ("threshold_calibration", "tracker") if k in old}
+    # the checkpoint goes beside its graphs first, so that the manifest seals it too (the torch backend loads it)
+    target = os.path.join(args.out, CHECKPOINT_NAME)
+    os.makedirs(args.out, exist_ok=True)
+    if os.path.abspath(args.checkpoint) != os.path.abspath(target):
+        import shutil
+        shutil.copyfile(args.checkpoint, target)
     frame = None
     if args.frame:
         frame = cv2.imread(args.frame)

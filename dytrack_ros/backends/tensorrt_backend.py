@@ -162,6 +162,6 @@ class TensorRTBackend(StagedBackend):
             if stage == 0:
                 bufs[stage_input_names(0)[1]].copy_(torch.from_numpy(np.ascontiguousarray(search)), non_blocking=False)
             self._execute(stage + 1)
-            heads = [bufs[self._out[n]] for n in HEAD_OUTPUTS]
+            heads = [bufs[self._out[n]] for n in HEAD_OUTPUTS if n in self._out]   # older graphs: no iou_map
             flat = torch.cat([t.float().flatten() for t in heads]).cpu()  # one sync per stage
         return StageResult.from_flat(flat.numpy(), heads[0].shape[-1])

@@ -28,10 +28,16 @@ def inventory(path: str = INVENTORY) -> List[dict]:
         return json.load(f)["sequences"]
 
 
+HELD_OUT = "validation+calibration"   # every sequence no network weight was trained on
+
+
 def split_names(split: str, path: str = INVENTORY) -> List[str]:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return [e["name"] for e in inventory(path) if e["split"] == split]
+    """The split's sequence names; 'a+b' joins splits (HELD_OUT: every sequence not trained on)."""
+    parts = split.split("+")
+    for part in parts:
+        if part not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} (or several joined by '+'), got {split!r}")
+    return [e["name"] for part in parts for e in inventory(path) if e["split"] == part]
 
 
 def available(split: str, root: Optional[str] = None) -> List[str]:

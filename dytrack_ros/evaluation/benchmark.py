@@ -2,13 +2,14 @@
 
     dytrack-benchmark --model models/dytrack_small --nanotrack DIR --out benchmarks
 
-Headline suite: the real validation split of data/real_sequences.json (OTB layout, default .data/realdata;
-`--real DIR` elsewhere, `--real ""` to skip), never trained on. Secondary: sequences built from held-out photos
+Headline suite: every real sequence of data/real_sequences.json that no weight was trained on (the validation and
+calibration splits; OTB layout, default .data/realdata; `--real DIR` elsewhere, `--real ""` to skip). Secondary: sequences built from held-out photos
 (`--photo-sequences 0` skips them) and forward-backward consistency on Debian's unlabelled vtest.avi.
 Writes RESULTS.md (machine, date, tables, per-sequence AUC, lost-and-found), results.json, speed_accuracy.png
 (DyTrack's threshold sweep as a curve, forced exits and peers as points) and exit_histogram.png.
-Peers: OpenCV's CSRT/KCF/MIL (and others), NanoTrack v2 when `--nanotrack` names the folder holding
-`nanotrack_backbone_sim.onnx` + `nanotrack_head_sim.onnx` (HonglinChu/SiamTrackers, Apache-2.0; not shipped).
+Peers: NanoTrack's own tracker loop on its published v2 and v3 graphs (evaluation/peers.py, the reference our first
+exit is held to), `cv2.TrackerNano` on the same v2 graphs (models/third_party, Apache-2.0; `--nanotrack DIR` for other
+files), OpenCV's CSRT/KCF/MIL (and others).
 Every tracker runs with the same number of threads (`--threads`, default 1).
 """
 from __future__ import annotations
@@ -20,12 +21,12 @@ import sys
 
 import numpy as np
 
-from ..data.realdata import load_split, realdata_root
+from ..data.realdata import HELD_OUT, load_split, realdata_root
 from ..data.sequences import READERS, Sequence, generated_suite
 from ..runtime import build_tracker
 from . import machine
 from .metrics import forward_backward_error
-from .peers import CLASSICAL, OpenCVTracker
+from .peers import CLASSICAL, NanoTrackReference, OpenCVTracker
 from .runner import LOO_NAME, dytrack_variants, evaluate_variants, run_dytrack, run_peer
 
 
@@ -36,15 +37,18 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="threads for every tracker (DyTrack's runtime, OpenCV)")
     p.add_argument("--out", default="benchmarks")
     p.add_argument("--real", default=None, help="OTB-layout folder with the real sequences (default: .data/realdata)")
-    p.add_argument("--split", default="validation", help="which split of data/real_sequences.json to run")
+    p.add_argument("--split", default=HELD_OUT, help="which split(s) of data/real_sequences.json to run ('a+b' joins)")
     p.add_argument("--photo-sequences", type=int, default=16, help="photo-built held-out sequences (0: skip)")
     p.add_argument("--length", type=int, default=100)
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8],
+    p.add_argument("--thresholds", type=float, nargs="*", default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
                    help="the threshold sweep (also what the leave-one-sequence-out threshold is chosen from)")
-    p.add_argument("--peers", nargs="*", default=["CSRT", "KCF", "MIL"],
-                   help=f"available here: {', '.join(CLASSICAL)}")
-    p.add_argument("--nanotrack", default="", help="folder with NanoTrack v2's two ONNX graphs (adds the peer)")
+    p.add_argument("--peers", nargs="*", default=["NanoTrack", "CSRT", "KCF"],
+                   help=f"OpenCV trackers: NanoTrack (cv2.TrackerNano), {', '.join(CLASSICAL)}")
+    p.add_argument("--reference", nargs="*", default=["v2", "v3"],
+                   help="NanoTrack versions whose own tracker loop runs beside (NanoTrackReference)")
+    p.add_argument("--nanotrack", default="", help="another folder with NanoTrack v2's two ONNX graphs for "
+                                                   "cv2.TrackerNano (default: the shipped ones)")
     p.add_argument("--peer-model", action="append", default=[], help="NAME=PATH for learned OpenCV trackers (Vit)")
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=MODEL_DIR: another DyTrack model, each exit forced, in the same run (config comparison)")
@@ -52,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--video", default=".data/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi")
     p.add_argument("--video-box", type=float, nargs=4, default=[638, 238, 48, 86])
     p.add_argument("--video-frames", type=int, default=60)
+    p.add_argument("--calibrate", action="store_true",
+                   help="choose the model's exit thresholds from this run's sweep on the real suite (the calibration "
+                        "rule on every sequence; its leave-one-sequence-out figure is the honest estimate) and write "
+                        "them into its manifest")
     return p.parse_args(argv)
 
 
@@ -76,17 +84,23 @@ def forward_backward(make_tracker, video, box, frames, is_dytrack):
     return forward_backward_error(run.boxes, back.boxes)
 
 
-def peer_variants(names, models, threads) -> dict:
+PEER_LABELS = {"NanoTrack": "cv2.TrackerNano (NanoTrack v2)"}
+
+
+def peer_variants(names, models, threads, reference=()) -> dict:
     import cv2
     cv2.setNumThreads(max(threads, 1))
     out = {}
+    for version in reference:
+        label = NanoTrackReference(version, threads).name
+        out[label] = (lambda v: (lambda seq: run_peer(NanoTrackReference(v, threads), seq)))(version)
     for name in names:
         try:
             OpenCVTracker(name, models.get(name))  # fails early on missing model files
         except (ValueError, cv2.error) as exc:
             print(f"peer {name} skipped: {exc}", file=sys.stderr)
             continue
-        out[name] = (lambda n: (lambda seq: run_peer(OpenCVTracker(n, models.get(n)), seq)))(name)
+        out[PEER_LABELS.get(name, name)] = (lambda n: (lambda seq: run_peer(OpenCVTracker(n, models.get(n)), seq)))(name)
     return out
 
 
@@ -99,7 +113,6 @@ def main(argv=None):
     peers = list(args.peers) + [n for n in models if n not in args.peers]
     if args.nanotrack:
         models["NanoTrack"] = args.nanotrack
-        peers.append("NanoTrack")
     suites = {}
     real_root = realdata_root() if args.real is None else args.real
     if real_root:
@@ -115,13 +128,13 @@ def main(argv=None):
                "threads": args.threads, "model": args.model, "argv": list(argv if argv is not None else sys.argv[1:]),
                "suites": {}}
     for suite_name, seqs in suites.items():
-        variants = dytrack_variants(tracker, args.thresholds, calibrated)
+        variants = dytrack_variants(tracker, args.thresholds, None if args.calibrate else calibrated)
         for spec in args.candidate:
             cname, _, folder = spec.partition("=")
             other = build_tracker(folder, args.backend, threads=args.threads)
             for name, run in dytrack_variants(other, [], None).items():
                 variants[name.replace("DyTrack", cname, 1)] = run
-        variants.update(peer_variants(peers, models, args.threads))
+        variants.update(peer_variants(peers, models, args.threads, args.reference))
         print(f"{suite_name}: {len(variants)} trackers", flush=True)
         results["suites"][suite_name] = evaluate_variants(variants, seqs, tracker.num_stages, suite_name[:30])
     if args.video and os.path.isfile(args.video):
@@ -129,16 +142,43 @@ def main(argv=None):
             lambda: build_tracker(args.model, args.backend, threads=args.threads), args.video, args.video_box,
             args.video_frames, True)}
         for name in peers:
-            if name in models or name in CLASSICAL:
-                fb[name] = forward_backward(lambda n=name: OpenCVTracker(n, models.get(n)), args.video,
-                                            args.video_box, args.video_frames, False)
+            if name in models or name in CLASSICAL or name == "NanoTrack":
+                fb[PEER_LABELS.get(name, name)] = forward_backward(lambda n=name: OpenCVTracker(n, models.get(n)),
+                                                                   args.video, args.video_box, args.video_frames, False)
+        for version in args.reference:
+            fb[NanoTrackReference(version).name] = forward_backward(lambda v=version: NanoTrackReference(v, args.threads),
+                                                                    args.video, args.video_box, args.video_frames,
+                                                                    False)
         results["forward_backward"] = {"video": os.path.basename(args.video), "frames": args.video_frames,
                                        "results": fb}
+    if args.calibrate and real_root:
+        results["calibration"] = write_calibration(args.model, results["suites"][next(iter(suites))],
+                                                   tracker.num_stages, next(iter(suites)))
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     write_markdown(results, os.path.join(args.out, "RESULTS.md"), args)
     plot(results, args.out)
     print(open(os.path.join(args.out, "RESULTS.md")).read())
+
+
+def write_calibration(model: str, res: dict, num_stages: int, suite_name: str) -> dict:
+    """The calibration rule on the whole real suite's sweep -> the model's exit thresholds (manifest)."""
+    from ..contract import Manifest
+    from .runner import choose_threshold
+    sweep = {float(n.split("t=")[1]): r for n, r in res.items() if n.startswith("DyTrack dynamic t=")}
+    full = res[f"DyTrack exit {num_stages} forced (full depth)"]["auc"]
+    t = choose_threshold({k: r["auc"] for k, r in sweep.items()}, {k: r["mean_stages"] for k, r in sweep.items()},
+                         full)
+    thresholds = [t] * (num_stages - 1) + [0.0]
+    loo = res.get(LOO_NAME, {})
+    calibration = {"rule": f"the most accurate uniform threshold of the sweep (fewest mean stages among equals), "
+                           f"on the {suite_name}",
+                   "chosen": t, "in_sample_auc": sweep[t]["auc"], "leave_one_sequence_out_auc": loo.get("auc"),
+                   "full_depth_auc": full,
+                   "sweep": {str(k): {"auc": r["auc"], "mean_stages": r["mean_stages"]} for k, r in sweep.items()}}
+    Manifest.read(model).update(exit_thresholds=thresholds, threshold_calibration=calibration)
+    print(f"exit thresholds {thresholds} written to {model}/manifest.json", flush=True)
+    return calibration
 
 
 def write_markdown(results, path, args):
@@ -151,6 +191,12 @@ def write_markdown(results, path, args):
              "tracker on the same frames in the same process, one after another.",
              "- AUC, precision@20px, normalised precision: OTB/pytracking definitions, mean over sequences; frames "
              "whose ground truth is NaN (target out of view) are not scored.", ""]
+    cal = results.get("calibration")
+    if cal:
+        lines += [f"- exit thresholds written to the model by this run (`--calibrate`): {cal['chosen']:.2f} at every "
+                  f"early exit ({cal['rule']}); in-sample AUC {100 * cal['in_sample_auc']:.1f}; the same rule applied "
+                  f"leave-one-sequence-out: {100 * (cal['leave_one_sequence_out_auc'] or 0):.1f} (the figure to "
+                  "quote)", ""]
     for suite_name, res in results["suites"].items():
         lines += [f"## {suite_name}", "",
                   "| tracker | AUC | precision@20px | norm. precision | AO | SR0.5 | fps | ms/frame | mean stages | frames per stage |",
@@ -165,7 +211,7 @@ def write_markdown(results, path, args):
             chosen = res[LOO_NAME]["chosen_thresholds"]
             seq_names = list(res[LOO_NAME]["per_sequence_auc"])
             lines += ["", f"*{LOO_NAME}*: each sequence runs at the uniform threshold that the calibration rule "
-                      "(fewest mean stages with AUC >= 0.98 x the most accurate policy) picks on the other sequences of "
+                      "(the most accurate threshold, fewest mean stages among equals) picks on the other sequences of "
                       "this suite from the threshold sweep above, so no sequence is scored with a threshold it helped "
                       "choose: " + ", ".join(f"{q} {t:.2f}" for q, t in zip(seq_names, chosen)) + "."]
         names = [n for n in res if "per_sequence_auc" in res[n]]

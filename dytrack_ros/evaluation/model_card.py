@@ -52,12 +52,18 @@ def parse_args(argv=None):
                    help="NAME=FOLDER[,FOLDER...] with model.pt (torch backend); several folders = runs with different seeds")
     p.add_argument("--ablation-sequences", type=int, default=10)
     p.add_argument("--card", default="")
+    p.add_argument("--from-results", default="",
+                   help="a dytrack-benchmark results.json: rewrite the card's results section from that run (every "
+                        "figure from one run, peers included) instead of running the policies again")
     p.add_argument("--json", default="")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.from_results:
+        write_card(args.card, benchmark_markdown(args.from_results))
+        return
     out = {"machine": machine.describe(), "date": machine.today(), "model": args.model,
            "argv": list(argv if argv is not None else sys.argv[1:])}
     tracker = build_tracker(args.model, args.backend, threads=args.threads)
@@ -73,7 +79,7 @@ def main(argv=None):
             source = "sequences from training photos"
         th, full, table = calibrate_thresholds(tracker, calib)
         calibration = {
-            "rule": f"fewest mean stages with AUC >= 0.98 x the best of full depth and the swept thresholds, "
+            "rule": f"the most accurate uniform threshold of the sweep (fewest mean stages among equals), "
                     f"on {source}",
             "full_depth_auc": full["auc"], "sweep": {str(t): {"auc": r["auc"], "mean_stages": r["mean_stages"]}
                                                      for t, r in table.items()}}
@@ -106,13 +112,42 @@ def main(argv=None):
             json.dump(out, f, indent=2)
     text = results_markdown(out, args)
     print(text)
-    if args.card:
-        card = open(args.card).read() if os.path.isfile(args.card) else f"# Model card\n\n{START}\n{END}\n"
-        card = replace_between(card, START, END, text)
-        if DATA_START in card:
-            card = replace_between(card, DATA_START, DATA_END, sequences_table())
-        with open(args.card, "w") as f:
-            f.write(card)
+    write_card(args.card, text)
+
+
+def write_card(path: str, text: str) -> None:
+    if not path:
+        return
+    card = open(path).read() if os.path.isfile(path) else f"# Model card\n\n{START}\n{END}\n"
+    card = replace_between(card, START, END, text)
+    if DATA_START in card:
+        card = replace_between(card, DATA_START, DATA_END, sequences_table())
+    with open(path, "w") as f:
+        f.write(card)
+
+
+def benchmark_markdown(path: str) -> str:
+    """The card's results section from a dytrack-benchmark run: every tracker of each suite in one table."""
+    with open(path) as f:
+        res = json.load(f)
+    lines = [f"From one `dytrack-benchmark` run ({res['date']}, {res['machine']}; DyTrack on {res['backend']}, "
+             f"{res['threads']} thread(s) per tracker, peers in the same process on the same frames): "
+             f"`dytrack-benchmark {' '.join(res.get('argv', []))}`; all of it in `benchmarks/RESULTS.md`.", ""]
+    cal = res.get("calibration")
+    if cal:
+        lines += [f"Exit thresholds: {cal['chosen']:.2f} at every early exit, {cal['rule']} (in-sample AUC "
+                  f"{100 * cal['in_sample_auc']:.1f}); the same rule leave-one-sequence-out: "
+                  f"{100 * (cal['leave_one_sequence_out_auc'] or 0):.1f}, the figure to quote.", ""]
+    for suite, rows in res["suites"].items():
+        lines += [f"{suite}:", "", "| tracker | AUC | precision@20px | norm. precision | mean stages | frames exiting "
+                  "at stage 1/2/... | ms/frame |", "|---|---|---|---|---|---|---|"]
+        for name, r in rows.items():
+            share = "/".join(f"{100 * v:.0f}%" for v in r["stage_share"]) if "stage_share" in r else ""
+            stages = f"{r['mean_stages']:.2f}" if "mean_stages" in r else ""
+            lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | "
+                         f"{100 * r['norm_precision']:.1f} | {stages} | {share} | {r['ms_per_frame']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def replace_between(text: str, start: str, end: str, body: str) -> str:

@@ -35,7 +35,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    name, values = args.param[0], [float(v) for v in args.param[1:]]
+    name = args.param[0]
+    values = [v if name == "later_exits" else float(v) for v in args.param[1:]]
     if name == "lost_patience":
         values = [int(v) for v in values]
     if name not in TUNABLE or not values:
@@ -61,8 +62,8 @@ def main(argv=None):
              f"Real {args.split} split, first {args.frames} frames of {len(suite)} sequences, {policy}, other "
              f"settings as in the manifest; `python -m dytrack_ros.evaluation.tune --model {args.model} --split "
              f"{args.split} --policy {args.policy} --param {name} {' '.join(args.param[1:])}{' --write' if args.write else ''}`", "",
-             "| value | AUC |", "|---|---|"] + [f"| {v:g} | {100 * a:.1f} |" for v, a in table.items()] + \
-            ["", f"best: {best:g}" + (" (written to manifest.json)" if args.write else ""), ""]
+             "| value | AUC |", "|---|---|"] + [f"| {v} | {100 * a:.1f} |" for v, a in table.items()] + \
+            ["", f"best: {best}" + (" (written to manifest.json)" if args.write else ""), ""]
     print("\n".join(lines))
     if args.log:
         os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)

@@ -7,7 +7,8 @@ Inference contract (what every backend implements, see dytrack_ros/contract.py):
                       features, the template "tokens" are the raw 8 x 8 stem features, and the transformer stages
                       are stages 1..; see model/nanotrack_head.py)
   stage k > 0      : (carry from stage k-1, its score map) -> outputs      only if stage k-1 did not exit
-  outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), score (predicted IoU)
+  outputs          = carry, score map, size map, offset map, box (cx,cy,w,h in crop units), score (predicted IoU
+                     of the raw peak's box), iou map (the predicted IoU of every cell's box)
 
 Feature recycling (cfg.recycling) decides what a stage hands on:
   "tokens_and_prediction" (default): the previous stage's output tokens, plus its score map embedded and
@@ -24,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .heads import CenterHead, IoUHead, decode_box, predicted_iou
+from .heads import CenterHead, IoUHead, decode_box, iou_map, predicted_iou
 from .nanotrack_head import NanoTrackHead
 from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
@@ -105,6 +106,7 @@ class DyTrackNet(nn.Module):
         box, idx = decode_box(out["score_map"], out["size_map"], out["offset_map"])
         feats = out.pop("features").flatten(2).transpose(1, 2)           # (B, g*g, 96)
         out["score"] = predicted_iou(self.nano_iou, feats, idx, template_feat.mean(1), out["score_map"], box)
+        out["iou_map"] = iou_map(self.nano_iou, feats, template_feat.mean(1), out["score_map"], out["size_map"])
         out["box"] = box
         out["carry"] = torch.cat([self.embed(template_feat) + self.pos_template,
                                   self.embed(x.flatten(2).transpose(1, 2)) + self.pos_search], dim=1)
@@ -119,6 +121,7 @@ class DyTrackNet(nn.Module):
         box, idx = decode_box(score_map, size, offset)
         score = predicted_iou(self.iou_heads[t], search, idx, x[:, :nt].mean(1), score_map, box)
         return {"score_map": score_map, "size_map": size, "offset_map": offset, "box": box, "score": score,
+                "iou_map": iou_map(self.iou_heads[t], search, x[:, :nt].mean(1), score_map, size),
                 "search_features": search}
 
     def run_stage(self, stage: int, carry: torch.Tensor, prev_score: Optional[torch.Tensor] = None):

@@ -68,3 +68,14 @@ def predicted_iou(iou_head: IoUHead, tokens: torch.Tensor, peak_idx: torch.Tenso
     peak_token = tokens.gather(1, peak_idx.view(-1, 1, 1).expand(-1, 1, tokens.shape[2])).squeeze(1)
     peak = score_map.flatten(1).max(dim=1).values
     return iou_head(peak_token.detach(), template_summary.detach(), peak.detach(), box[:, 2:].detach())
+
+
+def iou_map(iou_head: IoUHead, tokens: torch.Tensor, template_summary: torch.Tensor, score_map: torch.Tensor,
+            size_map: torch.Tensor) -> torch.Tensor:
+    """The same IoU head applied at every cell: (B, 1, g, g), the predicted IoU of each cell's box. At the raw peak
+    it equals `predicted_iou`; the tracker reads it at the cell it publishes (after its motion and shape priors)."""
+    b, n, _ = tokens.shape
+    g = score_map.shape[-1]
+    cells = torch.cat([tokens, template_summary[:, None].expand(b, n, template_summary.shape[1]),
+                       score_map.flatten(2).transpose(1, 2), size_map.flatten(2).transpose(1, 2)], dim=2)
+    return torch.sigmoid(iou_head.mlp(cells.detach())).reshape(b, 1, g, g)

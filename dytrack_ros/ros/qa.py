@@ -10,6 +10,7 @@ folders) run the node as its own process and check that it exits with a clear me
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import struct
@@ -313,7 +314,24 @@ def startup_cases(model, tmp):
     n = m.num_stages
     m.data.pop("sha256", None)
     m.save()
-    cases = [("missing model folder", dict(model_path=f"{tmp}/nowhere"), "model folder not found"),
+    tampered = []
+    for label, edit in (("search_factor 4 -> 9", lambda d: d.update(search_factor=9.0)),
+                        ("search_size 256 -> 356", lambda d: d.update(search_size=356)),
+                        ("normalisation mean 127 -> 0", lambda d: d["normalization"].update(mean=0.0))):
+        folder = os.path.join(tmp, f"tampered{len(tampered)}")
+        shutil.copytree(model, folder)
+        t = Manifest.read(folder)
+        edit(t.data)
+        t.save()
+        tampered.append((f"manifest edited: {label}", dict(model_path=folder, backend="onnxruntime"),
+                         "edited after export"))
+    truncated = os.path.join(tmp, "truncated_checkpoint")
+    shutil.copytree(model, truncated)
+    with open(os.path.join(truncated, "model.pt"), "r+b") as f:
+        f.truncate(1000)
+    cases = tampered + [
+             ("model.pt truncated, torch backend", dict(model_path=truncated, backend="torch"), "does not match"),
+             ("missing model folder", dict(model_path=f"{tmp}/nowhere"), "model folder not found"),
              ("corrupt stage graph", dict(model_path=broken, backend="onnxruntime"), "hash"),
              ("manifest without hashes", dict(model_path=unhashed, backend="onnxruntime"), "hashes"),
              ("unknown backend", dict(backend="warp_drive"), "backend"),
@@ -325,6 +343,39 @@ def startup_cases(model, tmp):
              ("stale_after negative", dict(stale_after=-1.0), "stale_after")]
     return [(name, params_file(tmp, f"case{i}", **{"model_path": model, **kw}), reason)
             for i, (name, kw, reason) in enumerate(cases)]
+
+
+def state_file_cases(model, tmp):
+    """Reset records a node must start despite: (name, params file, words it must log)."""
+    cases = []
+    for i, (label, content) in enumerate((("an empty list", "[]"), ("a stamp of 1e400", '{"reset_stamp_ns": 1e400}'),
+                                          ("not JSON", "{half"), ("a stamp a day ahead",
+                                           json.dumps({"reset_stamp_ns": time.time_ns() + 86_400 * 10**9})))):
+        folder = os.path.join(tmp, f"state{i}")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "qa_start__dytrack_tracker.json"), "w") as f:
+            f.write(content)
+        cases.append((f"reset record holds {label}", params_file(tmp, f"state{i}", model_path=model,
+                                                                  state_dir=folder), "discarded"))
+    return cases
+
+
+def starts_and_logs(path, tmp, words, timeout=30.0):
+    """(the node reached 'tracking with', its output) for a params file; the node is stopped afterwards."""
+    proc = subprocess.Popen(node_cmd("/qa_start", [], path), cwd=ROOT, env=node_env(tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out, end = "", time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < end and "tracking with" not in out and proc.poll() is None:
+        out += proc.stdout.read() or ""
+        time.sleep(0.1)
+    started = "tracking with" in out and proc.poll() is None
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    return started, out + (proc.stdout.read() or "")
 
 
 def main(argv=None):
@@ -422,9 +473,15 @@ def main(argv=None):
         rows.append(("start-up", name, code != 0, clear, "-"))
         if not clear:
             failures.append(f"start-up: {name}")
+    for name, path, reason in state_file_cases(args.model, tmp):
+        started, out = starts_and_logs(path, tmp, reason)
+        rows.append(("state file", name, started, reason in out, "-"))
+        if not (started and reason in out):
+            failures.append(f"state file: {name}")
     shutil.rmtree(tmp, ignore_errors=True)
     lines = ["# Reliability check", "", f"- machine: {machine.describe()}", f"- date: {machine.today()}",
-             "- 'node alive' for start-up cases: the node refused to start (exit code not 0).",
+             "- 'node alive' for start-up cases: the node refused to start (exit code not 0); for state-file cases: "
+             "the node started and tracks (a bad reset record never keeps it down), logging what it discarded.",
              f"- command: `python -m dytrack_ros.ros.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
              "- each case: does the node survive, does it log (or answer) the reason, are the good frames sent right "
              "after it all answered? Start-up cases: does the node refuse to start with a clear message and no "

@@ -1,9 +1,12 @@
 """Crop geometry shared by training and tracking, so both see exactly the same pixels (the normalisation that
 follows is the contract's `to_network_input`).
 
-Boxes are (x, y, w, h) in image pixels, x/y the top-left corner. A crop is a square of side
-sqrt(w*h) * factor centred on the box, resized to `out_size`; parts outside the image are filled
-by replicating the border.
+Boxes are (x, y, w, h) in image pixels, x/y the top-left corner. A crop is a square centred on the box, resized
+to `out_size`. Its side is sqrt(w*h) * factor (context 0, what training uses), or with context c the Siamese
+trackers' context-padded side sqrt((w + p)(h + p)) * factor / (1 + 2c), p = c (w + h): the same for a square box,
+more context across an elongated one (NanoTrack's geometry at c = 0.5, what its head was trained on). Parts outside
+the image are filled by replicating the border, or with a fixed colour (NanoTrack pads with the first frame's
+mean colour).
 """
 from __future__ import annotations
 
@@ -13,21 +16,27 @@ import cv2
 import numpy as np
 
 
-def crop_side(box, factor: float) -> float:
-    return float(np.sqrt(max(box[2], 1e-6) * max(box[3], 1e-6)) * factor)
+def crop_side(box, factor: float, context: float = 0.0) -> float:
+    w, h = max(box[2], 1e-6), max(box[3], 1e-6)
+    pad = context * (w + h)
+    return float(np.sqrt((w + pad) * (h + pad)) * factor / (1.0 + 2.0 * context))
 
 
 def box_center(box) -> Tuple[float, float]:
     return box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
 
 
-def crop_and_resize(image: np.ndarray, center, side: float, out_size: int) -> np.ndarray:
-    """Square crop of `side` pixels around `center`, resized to out_size x out_size (one affine warp)."""
+def crop_and_resize(image: np.ndarray, center, side: float, out_size: int, fill=None) -> np.ndarray:
+    """Square crop of `side` pixels around `center`, resized to out_size x out_size (one affine warp). fill: None
+    replicates the border, else the colour (B, G, R) of everything outside the image."""
     scale = out_size / side
     cx, cy = center
     m = np.array([[scale, 0.0, out_size / 2.0 - cx * scale],
                   [0.0, scale, out_size / 2.0 - cy * scale]], dtype=np.float64)
-    return cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if fill is None:
+        return cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=tuple(float(v) for v in fill))
 
 
 def box_to_crop_units(box, center, side: float) -> np.ndarray:

@@ -2,10 +2,13 @@
 
 Exit policy: run stage 0; if its score (predicted IoU) >= thresholds[0], stop and use its box, else run stage 1, and so
 on; the last stage always answers. `force_stages` runs exactly that many stages (for evaluation).
-Lost state: when the answering exit's score is under lost_threshold, or less than min_visible of the estimated
-box lies inside the image (the target left the view), the target is reported LOST, the state box is kept where
-it was last seen with confidence, and the search area grows each lost frame (up to max_search_growth) so the
-target can be found again when it reappears.
+Decoding: every exit is decoded the way NanoTrack decodes the head that is our first exit (SiamTrackers' NanoTracker,
+configv2): context-padded crops padded with the first frame's mean colour, a scale and aspect penalty, a cosine
+window, the size blended in at a rate scaled by the penalised score. The score of an answer is the exit's predicted
+IoU of the very box it publishes (the graph's per-cell iou_map read at the chosen cell).
+Lost state: when the answering exit's score is under lost_threshold, or less than min_visible of the estimated box
+lies inside the image, the target is reported LOST; the box keeps following the best candidate (a short occlusion
+must not make it give up), or with lost_patience set, holds after that many frames while the search area grows.
 The state box is the unclipped estimate with its size bounded relative to the init box: clipping it to the
 image would shrink it frame by frame at the border (and the search area with it) until it collapsed.
 """
@@ -17,8 +20,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..contract import StagedBackend, default_thresholds, to_network_input
-from .crops import box_center, clip_box, crop_and_resize, crop_side, crop_units_to_box
+from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
+from .crops import box_center, clip_box, crop_and_resize, crop_side
 
 IDLE, TRACKING, LOST = 0, 1, 2
 STATE_NAMES = {IDLE: "idle", TRACKING: "tracking", LOST: "lost"}
@@ -40,15 +43,26 @@ class TrackerParams:
     search_factor: float = 4.0
     thresholds: List[float] = field(default_factory=lambda: default_thresholds(3))  # runtime: the manifest's
     lost_threshold: float = 0.15      # under it the state reads LOST (lost-and-found figures: benchmarks/RESULTS.md)
-    window_influence: float = 0.5     # 0: no motion prior; 1: score fully multiplied by the Hann window
-    lost_window_influence: float = 0.0  # the motion prior while LOST (0: search the widened area evenly)
-    max_search_growth: float = 2.0
+    # under this first-exit score the state reads LOST whatever a later exit says: the first exit (NanoTrack's
+    # matcher) knows when the target is gone; the later exits' scores are confident on background
+    absent_threshold: float = 0.0
+    # the decoding NanoTrack's head was trained with (SiamTrackers configv2), used for every exit:
+    context_amount: float = 0.5       # crop side from the context-padded box (crops.crop_side); 0: sqrt(w h)
+    mean_padding: bool = True         # outside the image: the first frame's mean colour (False: replicate the border)
+    window_influence: float = 0.49    # cosine window mixed into the penalised score map (motion prior)
+    scale_penalty: float = 0.15       # k in exp(-k (size change x aspect change - 1)): candidates of another shape lose
+    size_lr: float = 0.385            # share of the answer's size taken per frame, times its penalised score
+    lost_patience: Optional[int] = None  # LOST frames during which the box follows the best candidate (None: always)
+    max_search_growth: float = 2.0    # after lost_patience the box holds and the search area grows up to this
     min_box_side: float = 2.0
     min_visible: float = 0.3          # share of the estimated box inside the image below which the target is lost
     size_bounds: tuple = (0.2, 5.0)   # box width/height stay within these multiples of the init box
-    size_lr: float = 1.0              # share of a frame's size estimate taken into the state box (1: no smoothing)
-    lost_patience: int = 0            # low-score frames during which the box still follows the estimate
-    scale_penalty: float = 0.0        # k in exp(-k (size change x aspect change - 1)): candidates of another shape lose
+    # how a later exit's answer uses the first exit's (prediction recycling at decode time): "own" (its own maps),
+    # "refine" (the first exit's score map places the target, the later exit sizes it), "fuse" (score maps averaged)
+    later_exits: str = "own"
+    # the dynamic policy publishes the answer of the exit that scored it highest among those run (False: the last
+    # exit's); a forced depth always publishes that exit's answer
+    best_scored: bool = False
 
 
 @dataclass
@@ -88,11 +102,6 @@ def validate_box(box: Sequence[float], width: int, height: int, min_side: float 
     return np.array([x0, y0, x1 - x0, y1 - y0])
 
 
-def hann_window(n: int) -> np.ndarray:
-    w = np.hanning(n + 2)[1:-1]
-    return np.outer(w, w).astype(np.float32)
-
-
 class DyTracker:
     def __init__(self, backend: StagedBackend, params: TrackerParams):
         if len(params.thresholds) != backend.num_stages:
@@ -118,7 +127,9 @@ class DyTracker:
         h, w = frame.shape[:2]
         b = validate_box(box, w, h, self.params.min_box_side)
         p = self.params
-        template = crop_and_resize(frame, box_center(b), crop_side(b, p.template_factor), p.template_size)
+        self.fill = frame.mean(axis=(0, 1)) if p.mean_padding else None
+        side = crop_side(b, p.template_factor, p.context_amount)
+        template = crop_and_resize(frame, box_center(b), side, p.template_size, self.fill)
         self.backend.set_template(to_network_input(template))
         self.box, self.state, self.growth, self.low_frames = b, TRACKING, 1.0, 0
         self.init_size = b[2:].copy()
@@ -131,44 +142,47 @@ class DyTracker:
         t0 = time.perf_counter()
         p = self.params
         center = box_center(self.box)
-        side = crop_side(self.box, p.search_factor) * self.growth
-        search = to_network_input(crop_and_resize(frame, center, side, p.search_size))
-        scores = []
+        side = crop_side(self.box, p.search_factor, p.context_amount) * self.growth
+        search = to_network_input(crop_and_resize(frame, center, side, p.search_size, self.fill))
+        scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         for k in range(last):
             result = self.backend.run_stage(k, search if k == 0 else None)
-            scores.append(result.score)
-            if force_stages is None and result.score >= p.thresholds[k]:
+            if k == 0:
+                first_map = result.score_map
+            elif p.later_exits == "refine":
+                result.score_map = first_map
+            elif p.later_exits == "fuse":
+                result.score_map = 0.5 * (first_map + result.score_map)
+            answer = self._decode(result, center, side)
+            scores.append(answer.score)
+            if best is None or answer.score > best.score:
+                best = answer
+            if force_stages is None and answer.score >= p.thresholds[k]:
                 break
+        if force_stages is None and p.best_scored:
+            answer = best
         h, w = frame.shape[:2]
-        estimate = self._bound_size(self._smooth_size(crop_units_to_box(self._decode(result), center, side)))
+        estimate = self._bound_size(answer.box)
         box = clip_box(estimate, w, h, p.min_box_side)
         visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
-        score = result.score
-        if score >= p.lost_threshold and visible >= p.min_visible:
+        present = scores[0] >= p.absent_threshold
+        if answer.score >= p.lost_threshold and visible >= p.min_visible and present:
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
         else:
-            # reported LOST at once; but a few low-score frames are usually a hard frame (blur, occlusion), not
-            # a vanished target: keep following the estimate for lost_patience frames, then hold the box and
-            # widen the search
+            # reported LOST at once, but a low score is usually a hard frame (blur, occlusion), not a vanished
+            # target: the box keeps following the best candidate (NanoTrack does so always) for lost_patience
+            # frames, then holds and the search area widens
             self.state = LOST
             self.low_frames += 1
-            if self.low_frames <= p.lost_patience and visible >= p.min_visible:
+            if p.lost_patience is None or self.low_frames <= p.lost_patience:
                 self.box = estimate
+                box = clip_box(estimate, w, h, p.min_box_side)
             else:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
-        return TrackResult(box=box, score=score, stages_run=len(scores), state=self.state,
+        return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)
-
-    def _smooth_size(self, box: np.ndarray) -> np.ndarray:
-        """Size changes slowly on real video; one frame's size estimate is noisy (blur, occlusion, a neighbour)."""
-        lr = self.params.size_lr
-        if lr >= 1.0:
-            return box
-        cx, cy = box_center(box)
-        bw, bh = (1 - lr) * self.box[2:] + lr * box[2:]
-        return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds
@@ -176,22 +190,33 @@ class DyTracker:
         bw, bh = np.clip(box[2:], self.init_size * lo, self.init_size * hi)
         return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 
-    def _decode(self, r) -> np.ndarray:
-        """Box at the peak of the Hann-windowed score map (a motion prior favouring the previous position)."""
+    def _decode(self, r: StageResult, center, side: float) -> "Answer":
+        """One exit's answer, decoded as NanoTrack decodes its head: every cell's box, a penalty for candidates
+        whose size or aspect differs from the current box's, a cosine window (motion prior) mixed in, the best cell's
+        centre, and its size blended into the current size at a rate scaled by its penalised score. The answer's
+        score is the exit's predicted IoU *of that cell's box* (the box that is published), where the graph gives
+        one per cell (iou_map); older graphs give it for the raw peak only."""
+        p = self.params
         g = r.score_map.shape[-1]
         if self.window is None or self.window.shape[0] != g:
-            self.window = hann_window(g)
-        wi = self.params.window_influence if self.state == TRACKING else self.params.lost_window_influence
-        response = r.score_map * ((1 - wi) + wi * self.window)
-        if self.params.scale_penalty > 0:   # SiamRPN-style: a look-alike of another size or shape scores less
-            side = crop_side(self.box, self.params.search_factor) * self.growth
-            w, h = np.maximum(r.size_map[0], 1e-6), np.maximum(r.size_map[1], 1e-6)
-            bw, bh = self.box[2] / side, self.box[3] / side
-            change = lambda x: np.maximum(x, 1.0 / x)
-            size_change = change(np.sqrt(w * h) / np.sqrt(bw * bh))
-            aspect_change = change((w / h) / (bw / bh))
-            response = response * np.exp(-self.params.scale_penalty * (size_change * aspect_change - 1.0))
-        idx = int(np.argmax(response))
-        gy, gx = divmod(idx, g)
-        return np.array([(gx + r.offset_map[0, gy, gx]) / g, (gy + r.offset_map[1, gy, gx]) / g,
-                         r.size_map[0, gy, gx], r.size_map[1, gy, gx]])
+            self.window = np.outer(np.hanning(g), np.hanning(g)).astype(np.float32)
+        gy, gx = np.mgrid[0:g, 0:g]
+        cx = center[0] + ((gx + r.offset_map[0]) / g - 0.5) * side
+        cy = center[1] + ((gy + r.offset_map[1]) / g - 0.5) * side
+        w, h = np.maximum(r.size_map[0] * side, 1e-6), np.maximum(r.size_map[1] * side, 1e-6)
+        bw, bh = self.box[2], self.box[3]
+        change = lambda x: np.maximum(x, 1.0 / x)
+        context = lambda a, b: np.sqrt((a + (a + b) / 2) * (b + (a + b) / 2))
+        penalty = np.exp(-p.scale_penalty * (change(context(w, h) / context(bw, bh)) * change((bw / bh) / (w / h)) - 1))
+        response = penalty * r.score_map * (1 - p.window_influence) + self.window * p.window_influence
+        best = np.unravel_index(int(np.argmax(response)), response.shape)
+        lr = float(penalty[best] * r.score_map[best] * p.size_lr)
+        nw, nh = (1 - lr) * bw + lr * w[best], (1 - lr) * bh + lr * h[best]
+        score = float(r.iou_map[best]) if r.iou_map is not None else r.score
+        return Answer(np.array([cx[best] - nw / 2, cy[best] - nh / 2, nw, nh]), score)
+
+
+@dataclass
+class Answer:
+    box: np.ndarray   # (x, y, w, h) image pixels, before the size bounds
+    score: float      # the exit's predicted IoU of this box

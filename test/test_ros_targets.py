@@ -116,7 +116,7 @@ def test_a_usb_camera_yuyv_stream_is_tracked(tmp_path, tiny_bundle, heldout_sequ
 
 
 def test_a_reset_stops_tracking_even_when_its_record_cannot_be_written(tmp_path, tiny_bundle, heldout_sequence):
-    """state_dir under a regular file: ~/reset still stops tracking (no TRACKING result for a frame sent after the
+    """state_dir under a regular file: ~/reset still stops tracking (no target result for a frame sent after the
     reset's answer), and /diagnostics says the reset could not be recorded."""
     from std_srvs.srv import Trigger
     frames, boxes = heldout_sequence
@@ -131,7 +131,8 @@ def test_a_reset_stops_tracking_even_when_its_record_cannot_be_written(tmp_path,
             g.publish_frames(frames[:2], 10**12)
             g.send_init(list(boxes[1]), 10**12 + FRAME_PERIOD_NS)
             g.publish_frames(frames[2:6], 10**12 + 2 * FRAME_PERIOD_NS)
-            assert g.wait_for(lambda gr: len(tracking_results(gr)) > 0, 15), node.output()
+            # a target result (tracking or lost: the tiny test model's scores are not calibrated)
+            assert g.wait_for(lambda gr: any(m.state != m.STATE_IDLE for m in gr.targets), 15), node.output()
             answer = g.call_service(Trigger, f"{namespace}/dytrack_tracker/reset", Trigger.Request())
             assert answer.success
             t_after = 10**12 + 10 * FRAME_PERIOD_NS
@@ -141,7 +142,7 @@ def test_a_reset_stops_tracking_even_when_its_record_cannot_be_written(tmp_path,
             assert node.wait_for_output("could not be recorded", 10), node.output()
             assert g.wait_for(lambda gr: any(d.get("reset_record", "ok") != "ok" for d in gr.diagnostics), 10)
             with g.lock:
-                late = [m for m in g.targets if m.state == m.STATE_TRACKING
+                late = [m for m in g.targets if m.state != m.STATE_IDLE
                         and m.header.stamp.sec * 10**9 + m.header.stamp.nanosec >= t_after]
             assert not late, node.output()
         finally:

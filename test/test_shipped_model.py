@@ -38,8 +38,12 @@ def test_model_card_names_every_sequence_and_the_calibration_is_stored():
     assert "threshold chosen leave-one-sequence-out" in card
     for e in realdata.inventory():
         assert f"| {e['split']} | {e['name']} |" in card and e["commit"] in card, e["name"]
-    assert "real validation split" in manifest["threshold_calibration"]["rule"]
-    assert set(manifest["tracker"]) >= {"size_lr", "lost_patience"}
+    # thresholds chosen on every held-out sequence by the benchmark's --calibrate, with its leave-one-out figure
+    calibration = manifest["threshold_calibration"]
+    assert "real validation+calibration split" in calibration["rule"]
+    assert calibration["leave_one_sequence_out_auc"] > 0 and str(calibration["chosen"]) in calibration["sweep"]
+    assert manifest["exit_thresholds"][:-1] == [calibration["chosen"]] * (k - 1)
+    assert set(manifest["tracker"]) >= {"later_exits", "best_scored", "absent_threshold"}
 
 
 VALIDATION = realdata.available("validation")

@@ -269,8 +269,11 @@ class Scheduler:
         self.memory.remember(stamp_ns, cancelled)
 
     def _fresh_enough(self, req: InitRequest) -> bool:
-        """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped."""
-        return req.stamp_ns != 0 or req.received - self._recent[-1][3] <= self.stale_after
+        """A box without a stamp means 'what the camera shows now': not a frame from before the stream stopped. A
+        stamped box whose frame has not arrived yet (every buffered frame is far older) waits for it."""
+        if req.stamp_ns == 0:
+            return req.received - self._recent[-1][3] <= self.stale_after
+        return self._recent[-1][0] >= req.stamp_ns - self.max_frame_age_ns
 
     def _frame_for(self, req: InitRequest) -> Tuple[Optional[Frame], str]:
         """Newest buffered frame not after the box's stamp (the frame it was drawn on); zero stamp: the newest.

@@ -362,20 +362,21 @@ def state_file_cases(model, tmp):
 
 def starts_and_logs(path, tmp, words, timeout=30.0):
     """(the node reached 'tracking with', its output) for a params file; the node is stopped afterwards."""
-    proc = subprocess.Popen(node_cmd("/qa_start", [], path), cwd=ROOT, env=node_env(tmp), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out, end = "", time.monotonic() + timeout
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < end and "tracking with" not in out and proc.poll() is None:
-        out += proc.stdout.read() or ""
+    log = os.path.join(tmp, f"start-{uuid.uuid4().hex[:8]}.log")
+    with open(log, "w") as out_file:
+        proc = subprocess.Popen(node_cmd("/qa_start", [], path), cwd=ROOT, env=node_env(tmp), stdout=out_file,
+                                stderr=subprocess.STDOUT)
+    end = time.monotonic() + timeout
+    read = lambda: open(log).read()
+    while time.monotonic() < end and "tracking with" not in read() and proc.poll() is None:
         time.sleep(0.1)
-    started = "tracking with" in out and proc.poll() is None
+    started = "tracking with" in read() and proc.poll() is None
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    return started, out + (proc.stdout.read() or "")
+    return started, read()
 
 
 def main(argv=None):

@@ -345,6 +345,117 @@ def startup_cases(model, tmp):
             for i, (name, kw, reason) in enumerate(cases)]
 
 
+def call(g, srv_type, name, request, timeout=15.0):
+    """A service call from the QA graph; None when unanswered."""
+    client = g.node.create_client(srv_type, name)
+    if not client.wait_for_service(timeout_sec=5.0):
+        return None
+    future = client.call_async(request)
+    end = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.02)
+    return future.result() if future.done() else None
+
+
+def safety_cases(run):
+    """Resets and targets under faults, against the running node: yields (name, survived, as expected)."""
+    from std_srvs.srv import Trigger
+    from dytrack_ros.srv import SetTarget
+    tracker = f"{run.ns}/dytrack_tracker"
+    # a camera glitch: one frame stamped a day ahead, then a reset; boxes on the normal frames must still be taken
+    run.g.image_pub.publish(run.g.image(run.frames[1], time.time_ns() + 86_400 * 10**9))
+    time.sleep(0.3)
+    answer = call(run.g, Trigger, f"{tracker}/reset", Trigger.Request())
+    before = run.output()
+    run.started = False                       # good_frames sends a new box on its first frame
+    sent, answered = run.good_frames(4)
+    taken = answer is not None and answer.success and "older than the last reset" not in run.output()[len(before):]
+    yield "a frame stamped a day ahead, then a reset: the next box is taken", run.alive(), taken and answered == sent
+    # set_target while the camera is stopped: answered as failed after its wait, and never applied afterwards
+    time.sleep(2.5)                           # > stale_after: a box without a stamp waits for a fresh frame
+    req = SetTarget.Request()
+    req.box.x, req.box.y, req.box.width, req.box.height = (float(v) for v in run.boxes[0])
+    inits = run.output().count("initialised on frame")
+    answer = call(run.g, SetTarget, f"{tracker}/set_target", req, timeout=15.0)
+    refused = answer is not None and not answer.success and "withdrawn" in answer.message
+    run.good_frames(4)                        # the camera resumes
+    not_applied = run.output().count("initialised on frame") == inits
+    yield "set_target while the camera is stopped: refused, withdrawn", run.alive(), refused and not_applied
+
+
+def bag_cases(tmp):
+    """Damaged bags given to the player: (name, exit code, output)."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    ts = get_typestore(Stores.ROS2_KILTED)
+    kind = "sensor_msgs/msg/Image"
+    frames, _ = scene(8)
+    for damage in ("truncated", "data file missing"):
+        bag = os.path.join(tmp, f"bag_{damage.replace(' ', '_')}")
+        with Writer(bag, version=9) as writer:
+            conn = writer.add_connection("/cam/image", kind, typestore=ts)
+            for i, f in enumerate(frames):
+                t = 1_700_000_000 * 10**9 + i * PERIOD_NS
+                h, w = f.shape[:2]
+                msg = ts.types[kind](header=ts.types["std_msgs/msg/Header"](
+                    stamp=ts.types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id="c"),
+                    height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3,
+                    data=np.frombuffer(f.tobytes(), np.uint8))
+                writer.write(conn, t, ts.serialize_cdr(msg, kind))
+        data = next(os.path.join(bag, n) for n in os.listdir(bag) if n.endswith(".db3"))
+        if damage == "truncated":
+            with open(data, "r+b") as f:
+                f.truncate(os.path.getsize(data) // 2)
+        else:
+            os.remove(data)
+        r = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.play_video", "--bag", bag, "--wait-timeout", "0.5",
+                            "--rate", "50"], cwd=ROOT, env=node_env(tmp), capture_output=True, text=True, timeout=120)
+        yield f"bag {damage}", r.returncode, r.stdout + r.stderr
+
+
+def picker_cases(ns, tmp):
+    """Abusive requests to a target picker in the node's namespace: (name, picker alive, answered 4xx with reason)."""
+    import http.client
+    log = os.path.join(tmp, "picker.log")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dytrack_ros.ros.target_picker", "--ros-args", "-r",
+                                 f"__ns:={ns}", "-p", "port:=0"], cwd=ROOT, env=node_env(tmp), stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        end, url = time.monotonic() + 30, None
+        while time.monotonic() < end and url is None:
+            found = [w for w in open(log).read().split() if w.startswith("http://127.0.0.1:")]
+            url = found[0] if found else None
+            time.sleep(0.1)
+        if url is None:
+            yield "picker start", False, False
+            return
+        host = url.split("/")[2]
+        token = url.split("token=")[1]
+        abuse = [("no token", "GET", "/state", None, {}),
+                 ("a foreign Host (DNS rebinding)", "GET", f"/state?token={token}", None, {"Host": "evil.example"}),
+                 ("a cross-origin reset", "POST", "/reset", "{}", {"Origin": "http://evil.example",
+                                                                   "Content-Type": "application/json",
+                                                                   "X-Picker-Token": token}),
+                 ("a text/plain set target", "POST", "/target", '{"x": 1}', {"Content-Type": "text/plain",
+                                                                            "X-Picker-Token": token}),
+                 ("Content-Length -1", "POST", "/target", "{}", {"Content-Length": "-1", "X-Picker-Token": token,
+                                                                "Content-Type": "application/json"})]
+        for name, method, path, body, headers in abuse:
+            conn = http.client.HTTPConnection(host, timeout=10)
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            text = r.read().decode(errors="replace")
+            conn.close()
+            yield f"picker: {name}", proc.poll() is None, 400 <= r.status < 500 and "refused" in text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def state_file_cases(model, tmp):
     """Reset records a node must start despite: (name, params file, words it must log)."""
     cases = []
@@ -417,6 +528,14 @@ def main(argv=None):
             record("init box", name, run.alive(), logged, *run.good_frames(3))
             run.g.box(run.boxes[0], 0)      # back to a valid target for the next case
             time.sleep(0.2)
+        for name, survived, expected in safety_cases(run):
+            rows.append(("safety", name, survived, expected, "-"))
+            if not (survived and expected):
+                failures.append(f"safety: {name}")
+        for name, alive, refused in picker_cases(run.ns, tmp):
+            rows.append(("target picker", name, alive, refused, "-"))
+            if not (alive and refused):
+                failures.append(f"target picker: {name}")
         for name, value, reason in param_cases(Manifest.read(args.model).num_stages):
             r = set_param(run.g, name, value)
             refused = r is not None and not r.successful and any(x in r.reason for x in reason.split("|"))
@@ -474,6 +593,11 @@ def main(argv=None):
         rows.append(("start-up", name, code != 0, clear, "-"))
         if not clear:
             failures.append(f"start-up: {name}")
+    for name, code, out in bag_cases(tmp):
+        clear = code != 0 and "Traceback" not in out and ("damaged" in out or "cannot read bag" in out)
+        rows.append(("recorded data", name, code != 0, clear, "-"))
+        if not clear:
+            failures.append(f"recorded data: {name}")
     for name, path, reason in state_file_cases(args.model, tmp):
         started, out = starts_and_logs(path, tmp, reason)
         rows.append(("state file", name, started, reason in out, "-"))
@@ -482,7 +606,10 @@ def main(argv=None):
     shutil.rmtree(tmp, ignore_errors=True)
     lines = ["# Reliability check", "", f"- machine: {machine.describe()}", f"- date: {machine.today()}",
              "- 'node alive' for start-up cases: the node refused to start (exit code not 0); for state-file cases: "
-             "the node started and tracks (a bad reset record never keeps it down), logging what it discarded.",
+             "the node started and tracks (a bad reset record never keeps it down), logging what it discarded; for "
+             "target-picker cases: the picker; for recorded-data cases: the player refused (non-zero exit) and "
+             "'reason logged' means one clear line, no traceback. Safety cases: 'reason logged' means the node did "
+             "what is expected (named in the case).",
              f"- command: `python -m dytrack_ros.ros.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
              "- each case: does the node survive, does it log (or answer) the reason, are the good frames sent right "
              "after it all answered? Start-up cases: does the node refuse to start with a clear message and no "

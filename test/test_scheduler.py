@@ -278,3 +278,16 @@ def test_a_box_is_not_applied_to_a_frame_far_older_than_its_stamp():
     frame(s, 121 * 10**9)
     w = s.next_work(0)
     assert w.init_frame[0] == 120 * 10**9 and w.init_refusal == ""
+
+
+def test_a_box_stamped_just_before_the_oldest_frame_is_described_as_such():
+    """Its frame did arrive and left the buffer, or was dropped: the log must not claim it never arrived."""
+    logs = []
+    s = Scheduler(buffer=3, log=logs.append)
+    for t in (10, 11, 12, 13):
+        frame(s, t * 10**9)
+    s.next_work(0)
+    s.put_init(init(stamp=int(10.5 * 10**9)))                # frame 10 s left the 3-frame buffer
+    w = s.next_work(0)
+    assert w.init_frame[0] == 11 * 10**9
+    assert logs and "before the oldest buffered frame" in logs[0] and "never arrived" not in logs[0]

@@ -43,9 +43,13 @@ def workspace(tmp_path_factory):
         else:
             src.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, src / name)
-    build = subprocess.run(["colcon", "build", "--event-handlers", "console_cohesion+", "--cmake-args",
-                            f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF"],
-                           cwd=ws, env=colcon_env(), capture_output=True, text=True, timeout=600)
+    # exactly the README's venv command: the script sets the variables colcon needs here
+    env = ros_env()
+    env.pop("PYTHONPATH", None)
+    for name in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
+        env.pop(name, None)
+    build = subprocess.run(["bash", os.path.join(ROOT, "scripts", "colcon_build.sh"), str(ws)], cwd=ws, env=env,
+                           capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     return ws
 

@@ -226,7 +226,7 @@ class Manifest:
             if key not in TRACKER_SETTING_RANGES:
                 continue   # a setting of an older tracker loop: ignored
             lo, hi = TRACKER_SETTING_RANGES[key]
-            ok = value is None if key == "lost_patience" and value is None else (
+            ok = (key == "lost_patience" and value is None) or (   # None: follow the best candidate always
                 isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi)
             if not ok:
                 raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting {key}={value!r:.40} is outside "

@@ -8,12 +8,12 @@ import os
 from typing import Optional, Sequence
 
 from .backends import create_backend
-from .contract import CHECKPOINT_NAME, MANIFEST_NAME, BackendError, Manifest
+from .contract import (CHECKPOINT_NAME, MANIFEST_NAME, TRACKER_SETTING_CHOICES, TRACKER_SETTING_RANGES, BackendError,
+                       Manifest)
 from .tracking.tracker import DyTracker, TrackerParams
 
-# tracker settings a model may carry in manifest.json's "tracker" section (tuned on the calibration split)
-TUNABLE = ("window_influence", "scale_penalty", "size_lr", "lost_patience", "context_amount", "later_exits",
-           "best_scored", "absent_threshold")
+# tracker settings a model may carry in manifest.json's "tracker" section (the contract lists them with their ranges)
+TUNABLE = tuple(TRACKER_SETTING_RANGES) + tuple(TRACKER_SETTING_CHOICES)
 
 
 def model_manifest(model_dir: str) -> Manifest:
@@ -41,8 +41,8 @@ def tracker_params(manifest: Manifest, thresholds: Optional[Sequence[float]] = N
                            lost_threshold=lost_threshold)
     for key, value in manifest.tracker_settings.items():
         if key in TUNABLE:   # settings of an older tracker loop (e.g. lost_window_influence) are ignored
-            setattr(params, key, value if value is None or isinstance(value, (str, bool)) else
-                    int(value) if key == "lost_patience" else float(value))
+            numeric = key in TRACKER_SETTING_RANGES and value is not None
+            setattr(params, key, (int(value) if key == "lost_patience" else float(value)) if numeric else value)
     return params
 
 

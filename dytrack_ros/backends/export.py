@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import warnings
 from typing import List, Optional, Tuple
 
@@ -114,7 +115,6 @@ def main(argv=None):
     target = os.path.join(args.out, CHECKPOINT_NAME)
     os.makedirs(args.out, exist_ok=True)
     if os.path.abspath(args.checkpoint) != os.path.abspath(target):
-        import shutil
         shutil.copyfile(args.checkpoint, target)
     frame = None
     if args.frame:

@@ -92,8 +92,8 @@ def peer_variants(names, models, threads, reference=()) -> dict:
     cv2.setNumThreads(max(threads, 1))
     out = {}
     for version in reference:
-        label = NanoTrackReference(version, threads).name
-        out[label] = (lambda v: (lambda seq: run_peer(NanoTrackReference(v, threads), seq)))(version)
+        NanoTrackReference(version, threads)                # fails early on missing graphs, like the peers below
+        out[NanoTrackReference.label(version)] = (lambda v: (lambda seq: run_peer(NanoTrackReference(v, threads), seq)))(version)
     for name in names:
         try:
             OpenCVTracker(name, models.get(name))  # fails early on missing model files
@@ -146,7 +146,7 @@ def main(argv=None):
                 fb[PEER_LABELS.get(name, name)] = forward_backward(lambda n=name: OpenCVTracker(n, models.get(n)),
                                                                    args.video, args.video_box, args.video_frames, False)
         for version in args.reference:
-            fb[NanoTrackReference(version).name] = forward_backward(lambda v=version: NanoTrackReference(v, args.threads),
+            fb[NanoTrackReference.label(version)] = forward_backward(lambda v=version: NanoTrackReference(v, args.threads),
                                                                     args.video, args.video_box, args.video_frames,
                                                                     False)
         results["forward_backward"] = {"video": os.path.basename(args.video), "frames": args.video_frames,

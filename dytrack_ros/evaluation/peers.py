@@ -81,20 +81,26 @@ NANOTRACK_VERSIONS = {
 }
 
 
+def _session(model, threads: int, quiet: bool = False):
+    """A CPU ONNX Runtime session on `threads` threads (model: a path or serialized bytes)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = max(threads, 1), 1
+    if quiet:
+        opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
 def _session_with_free_input_size(path: str, threads: int):
     """An ONNX Runtime session whose image input takes any size: the published backbones declare 255 x 255,
     and the same graph also embeds the 127 px template."""
     import onnx
-    import onnxruntime as ort
     model = onnx.load(path)
     for value in (model.graph.input[0], model.graph.output[0]):
         for dim in value.type.tensor_type.shape.dim[2:]:
             dim.dim_param = f"{value.name}_size"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(threads, 1)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3   # the graph's inner shapes still say 255 px: ONNX Runtime warns once per template
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # quiet: the graph's inner shapes still say 255 px, and ONNX Runtime would warn at every template
+    return _session(model.SerializeToString(), threads, quiet=True)
 
 
 class NanoTrackReference:
@@ -113,12 +119,13 @@ class NanoTrackReference:
         for f in (backbone, head):
             if not os.path.isfile(os.path.join(folder, f)):
                 raise ValueError(f"NanoTrack {version} graph not found: {os.path.join(folder, f)}")
-        self.name = f"NanoTrack {version} reference loop"
+        self.name = self.label(version)
         self.backbone = _session_with_free_input_size(os.path.join(folder, backbone), threads)
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = max(threads, 1), 1
-        self.head = ort.InferenceSession(os.path.join(folder, head), opts, providers=["CPUExecutionProvider"])
+        self.head = _session(os.path.join(folder, head), threads)
+
+    @staticmethod
+    def label(version: str) -> str:
+        return f"NanoTrack {version} reference loop"
 
     def _features(self, crop: np.ndarray) -> np.ndarray:
         x = crop.transpose(2, 0, 1)[None].astype(np.float32)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import bisect
 import collections
 import json
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
-
-import numpy as np
 
 Frame = Tuple[int, Any, Any, float]          # (stamp ns, header, image, receive time)
 MATCH_TOLERANCE_NS = 1_000_000_000           # a box may name a frame up to 1 s before the oldest one kept
@@ -81,7 +80,7 @@ class ResetMemory:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         stamp = data.get("reset_stamp_ns", 0)
-        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not np.isfinite(stamp) or stamp < 0:
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp) or stamp < 0:
             raise ValueError(f"reset_stamp_ns must be a stamp in ns, found {stamp!r:.40}")
         stamp = int(stamp)
         if self.now_ns is not None and stamp > self.now_ns() + self.future_tolerance_ns:

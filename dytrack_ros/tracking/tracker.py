@@ -177,7 +177,6 @@ class DyTracker:
             self.low_frames += 1
             if p.lost_patience is None or self.low_frames <= p.lost_patience:
                 self.box = estimate
-                box = clip_box(estimate, w, h, p.min_box_side)
             else:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
@@ -198,9 +197,10 @@ class DyTracker:
         one per cell (iou_map); older graphs give it for the raw peak only."""
         p = self.params
         g = r.score_map.shape[-1]
-        if self.window is None or self.window.shape[0] != g:
+        if self.window is None or self.window.shape[0] != g:   # per grid size, not per frame
             self.window = np.outer(np.hanning(g), np.hanning(g)).astype(np.float32)
-        gy, gx = np.mgrid[0:g, 0:g]
+            self.cells = np.mgrid[0:g, 0:g]
+        gy, gx = self.cells
         cx = center[0] + ((gx + r.offset_map[0]) / g - 0.5) * side
         cy = center[1] + ((gy + r.offset_map[1]) / g - 0.5) * side
         w, h = np.maximum(r.size_map[0] * side, 1e-6), np.maximum(r.size_map[1] * side, 1e-6)

@@ -8,8 +8,8 @@
 #      (128 / 256 px crops, config/model_configs/nano_first_exit.json), started from step 2's weights (position
 #      grids resized), first its IoU heads alone, then the transformer stages behind the first exit,
 #   4. export, exit thresholds calibrated on the calibration split, the model card.
-# Needs the real sequences in .data/realdata (../shared/realdata/README.md; dytrack_ros/data/real_sequences.json
-# names them, dytrack_ros/data/extra_sequences.json is the extract.py inventory of the 26 added ones).
+# Needs the real sequences in .data/realdata (README 'Real video: data': scripts/extract_realdata.py extracts the
+# ones dytrack_ros/data/real_sequences.json names).
 # On 2 CPU cores: about 25 + 45 + 25 min for the comparison runs, 60 + 5 min for step 2, 5 + 60 min for step 3,
 # 20 min after it.
 set -euo pipefail

@@ -20,6 +20,7 @@ def test_inventory_names_every_sequence_with_its_source_and_keeps_cuts_of_one_vi
     for e in inv:
         assert e["split"] in realdata.SPLITS
         assert e["repo"].count("/") == 1 and len(e["commit"]) == 40 and e["frames_dir"] and e["gt_path"]
+        assert e["n_gt"] == e["frames"] > 0          # what scripts/extract_realdata.py selects frames by
     val = realdata.split_names("validation")
     assert len(val) >= 8
     split_of = {e["name"]: e["split"] for e in inv}
@@ -47,7 +48,7 @@ def write_otb(root, suite, absent=()):
 def test_load_split_names_the_missing_sequences(tmp_path):
     with pytest.raises(FileNotFoundError, match="validation sequences missing") as err:
         realdata.load_split("validation", str(tmp_path))
-    assert "Basketball" in str(err.value) and "shared/realdata" in str(err.value)
+    assert "Basketball" in str(err.value) and "scripts/extract_realdata.py" in str(err.value)
     assert realdata.load_split("validation", str(tmp_path), require_all=False) == []
 
 
@@ -109,3 +110,30 @@ def test_train_command_reads_real_sequences(otb_folder, tmp_path):
                 "--steps", "2", "--batch", "2", "--workers", "0", "--warmup", "1", "--negatives", "0.5"])
     assert os.path.isfile(tmp_path / "run" / "final.pt")
     assert os.path.isfile(tmp_path / "cache" / f"train_{len(names)}seq_256px.npy")   # 128 px search at factor 4
+
+
+def test_extract_script_reads_the_project_inventory_from_a_git_mirror(tmp_path):
+    """scripts/extract_realdata.py (the README's line) on a real git repository laid out like the sources."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    repo = tmp_path / "mirrors" / "someone+clips" / "repo"
+    (repo / "Walk" / "img").mkdir(parents=True)
+    for i in range(1, 5):
+        cv2.imwrite(str(repo / "Walk" / "img" / f"{i:04d}.jpg"), np.full((20, 30, 3), 40 * i, np.uint8))
+    (repo / "Walk" / "groundtruth_rect.txt").write_text("1,2,5,6\nNaN,NaN,NaN,NaN\n3,4,5,6\n4,5,5,6\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "clips"], check=True)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    entry = {"name": "Walk", "split": "train", "repo": "someone/clips", "commit": commit, "frames_dir": "Walk/img",
+             "gt_path": "Walk/groundtruth_rect.txt", "frames": 4, "n_gt": 4}
+    (tmp_path / "inv.json").write_text(json.dumps({"about": "test", "sequences": [entry]}))
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "extract_realdata.py"), "--inventory",
+                          str(tmp_path / "inv.json"), "--out", str(tmp_path / "data")], capture_output=True, text=True,
+                         env={**os.environ, "MIRROR_ROOT": str(tmp_path / "mirrors")})
+    assert out.returncode == 0, out.stderr
+    seq = realdata.read_otb_sequence(str(tmp_path / "data" / "Walk"))
+    assert len(seq) == 4 and np.isnan(seq.boxes[1]).all() and seq.boxes[2].tolist() == [3, 4, 5, 6]
+    assert seq.frame(3).mean() == pytest.approx(160, abs=2)

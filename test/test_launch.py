@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -106,3 +107,44 @@ def test_rviz_argument_adds_rviz2_with_the_shipped_layout():
     assert len(node_commands(desc, console_scripts=console_scripts())[0]) == 1
     (_, rviz), _ = node_commands(desc, {"rviz": "true"}, console_scripts=console_scripts())
     assert rviz[:2] == ["rviz2", "rviz2"] and os.path.isfile(rviz[rviz.index("-d") + 1])
+
+
+def readme_block_lines(start: str):
+    """The README's command starting with `start`, continuation lines joined, comments dropped."""
+    text = open(os.path.join(ROOT, "README.md")).read().replace("\\\n", " ")
+    line = next(ln.strip() for ln in text.splitlines() if ln.strip().startswith(start))
+    return line.split("#")[0].split()
+
+
+def test_readme_namespaced_launch_and_player_lines_work_as_written(tmp_path, demo_walker):
+    """The README's `ros2 launch ... namespace:=/drone image:=...` and the `play_video` line after it, run as
+    written (the launch through the shim, the player's video replaced by the demo clip): boxes come back."""
+    if importlib.util.find_spec("launch_ros") is not None:
+        pytest.skip("launch_ros is installed: use `ros2 launch` there")
+    import cv2
+    from launch_shim import load_launch_description, node_commands
+    launch = readme_block_lines("ros2 launch dytrack_ros tracker.launch.py")
+    overrides = dict(a.split(":=", 1) for a in launch[4:])
+    assert overrides["namespace"] == "/drone" and overrides["image"] == "/drone/camera/image_raw"
+    overrides.update(rviz="false", model_path=SHIPPED_MODEL, backend="onnxruntime")
+    (cmd,), _ = node_commands(load_launch_description(LAUNCH), overrides, console_scripts=console_scripts())
+    player = readme_block_lines("ros2 run dytrack_ros play_video")[4:]
+    frames, init, _ = demo_walker
+    clip = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 10, frames[0].shape[1::-1])
+    for f in frames[:12]:
+        writer.write(f)
+    writer.release()
+    player[player.index("--video") + 1] = clip
+    at = player.index("--init-box")
+    player[at + 1:at + 5] = [str(v) for v in init]
+    log = open(tmp_path / "node.log", "w")
+    node = subprocess.Popen(cmd, cwd=ROOT, env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        out = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.play_video", *player, "--wait-timeout", "60"],
+                             cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=150)
+        assert out.returncode == 0, out.stdout + out.stderr + open(tmp_path / "node.log").read()
+        assert "tracking" in out.stdout and "stage=" in out.stdout, out.stdout
+    finally:
+        node.send_signal(2)
+        node.wait(10)

@@ -1,5 +1,5 @@
 """The model we ship: its files agree with each other, its card names its data, and it tracks real video (on the
-validation sequences when they are on this machine; see ../shared/realdata/README.md)."""
+validation sequences when they are on this machine; see the README's 'Real video: data')."""
 import json
 import os
 
@@ -50,7 +50,7 @@ VALIDATION = realdata.available("validation")
 
 
 @pytest.mark.skipif(len(VALIDATION) < 3, reason="the real validation sequences are not on this machine "
-                                                  "(../shared/realdata/README.md says how to extract them)")
+                                                  "(README, 'Real video: data': scripts/extract_realdata.py extracts them)")
 def test_tracks_real_validation_video():
     """The shipped policy on the first 150 frames of three validation sequences that the card reports as tracked
     (a car from a drone, a face, a wakeboarder); floors well under the measured values."""

@@ -1,7 +1,7 @@
 """The real annotated sequences we train and validate on, and their fixed split.
 
 `real_sequences.json` names each sequence (public repository, commit, frames folder, ground-truth file) and its
-split. The frames are not in this repository (research-use terms): `../shared/realdata/README.md` says how to
+split. The frames are not in this repository (research-use terms): the README ('Real video: data') says how to
 bring the repositories and extract them into an OTB-layout folder, by default `.data/realdata`
 (`DYTRACK_REALDATA` overrides it). Validation sequences are never trained on and never used to calibrate.
 """
@@ -54,5 +54,5 @@ def load_split(split: str, root: Optional[str] = None, require_all: bool = True)
     missing = sorted(set(names) - set(present))
     if missing and require_all:
         raise FileNotFoundError(f"{len(missing)} {split} sequences missing under {root}: {', '.join(missing)} "
-                                "(../shared/realdata/README.md says how to extract them)")
+                                "(README, 'Real video: data': scripts/extract_realdata.py extracts them)")
     return [read_otb_sequence(os.path.join(root, n)) for n in present]

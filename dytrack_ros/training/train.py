@@ -79,7 +79,7 @@ def build_dataset(args, cfg, rank):
             print(f"training on {len(sequences)} real sequences under {root}"
                   + (f"; not present there (not used): {', '.join(missing)}" if missing else ""), flush=True)
         if not sequences:
-            raise SystemExit(f"no training sequences under {root} (../shared/realdata/README.md says how to extract them)")
+            raise SystemExit(f"no training sequences under {root} (README, 'Real video: data': scripts/extract_realdata.py extracts them)")
         cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq_{pairs.cache_size_for(cfg)}px.npy")
         return pairs.RealPairs(cfg, sequences, cache, seed=seed, negatives=args.negatives,
                                synthetic=synthetic, synthetic_share=args.synthetic_share)

@@ -7,6 +7,7 @@ runtime measured here, benchmarks/BACKENDS.md), else ONNX Runtime, else torch on
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import List
 
@@ -42,16 +43,22 @@ def available_backends() -> List[str]:
 
 
 def resolve_auto(device: str = "auto") -> tuple:
-    """The (backend, device) that 'auto' means on this machine."""
-    avail = available_backends()
-    if "tensorrt" in avail and device in ("auto", "cuda"):
-        return "tensorrt", "cuda"
-    if "torch" in avail and _cuda_available() and device in ("auto", "cuda"):
-        return "torch", "cuda"
-    for name in ("openvino", "onnxruntime", "torch"):
-        if name in avail:
-            return name, "cpu"
-    raise BackendError("no backend is installed: install onnxruntime (CPU) or torch")
+    """The (backend, device, why) that 'auto' means on this machine; why says what was passed over and for what."""
+    trt, cuda = _importable("tensorrt"), _cuda_available()
+    gpu_wanted = device in ("auto", "cuda")
+    passed = []
+    if gpu_wanted:
+        if trt and cuda:
+            return "tensorrt", "cuda", "TensorRT and a CUDA GPU are present"
+        passed.append("TensorRT: " + ("no CUDA GPU" if trt else "not installed"))
+        if cuda and _importable("torch"):
+            return "torch", "cuda", "; ".join(passed) + "; torch sees a CUDA GPU"
+        passed.append("torch CUDA: " + ("no CUDA GPU" if _importable("torch") else "torch not installed"))
+    for name, module in (("openvino", "openvino"), ("onnxruntime", "onnxruntime"), ("torch", "torch")):
+        if _importable(module):
+            return name, "cpu", "; ".join(passed + [f"{name} on the CPU"])
+        passed.append(f"{name}: not installed")
+    raise BackendError("no backend is installed (" + "; ".join(passed) + "): install onnxruntime (CPU) or torch")
 
 
 def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int = 0, fp16: bool = True,
@@ -61,7 +68,8 @@ def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int
     if not os.path.isdir(model_dir):
         raise BackendError(f"model folder not found: {model_dir}")
     if kind == "auto":
-        kind, device = resolve_auto(device)
+        kind, device, why = resolve_auto(device)
+        logging.getLogger("dytrack_ros").info("backend auto -> %s on %s (%s)", kind, device, why)
     if kind == "torch":
         from ..model.checkpoint import ModelFileError, load_checkpoint
         from .torch_backend import TorchBackend

@@ -32,7 +32,7 @@ from visualization_msgs.msg import ImageMarker
 from dytrack_ros.msg import TargetBox, TrackedTarget
 from dytrack_ros.srv import SetTarget
 
-from ..backends import BackendError
+from ..backends import BackendError, resolve_auto
 from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
 from ..runtime import build_tracker, model_manifest
 from .messages import Detection2DArray, detections, draw_target, idle_target, image_marker, tracked_target
@@ -95,7 +95,9 @@ class TrackerNode(LifecycleNode):
             validate(self.p, manifest.num_stages)
             self.tracker = build_tracker(self.model_path, self.p.backend, self.p.device, self.p.threads,
                                          thresholds=thresholds, search_factor=self.p.search_factor or None,
-                                         lost_threshold=self.p.lost_threshold)
+                                         lost_threshold=self.p.lost_threshold, fp16=self.p.fp16)
+            if self.p.backend == "auto":
+                self.get_logger().info("backend auto -> %s on %s (%s)" % resolve_auto(self.p.device))
             self._warm_up()
         except (BackendError, ParameterError, ValueError) as exc:
             self.configure_error = f"dytrack tracker cannot start: {exc}"

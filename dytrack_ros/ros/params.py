@@ -25,6 +25,7 @@ class NodeParams:
     backend: str = "auto"                      # auto | tensorrt | onnxruntime | openvino | torch
     device: str = "auto"                       # auto | cpu | cuda
     threads: int = 0                           # CPU threads for inference (0 = runtime default)
+    fp16: bool = True                          # TensorRT engines in FP16 (LayerNorm/softmax kept FP32)
     exit_thresholds: List[float] = field(default_factory=list)   # per stage; [] = the model's defaults
     search_factor: float = 0.0                 # search area / target size; 0 = the model's default
     lost_threshold: float = TrackerParams.lost_threshold   # one default, the tracker's
@@ -53,6 +54,7 @@ DESCRIPTIONS = {
     "backend": (f"inference runtime: {' | '.join(BACKEND_NAMES)}", None),
     "device": (f"{' | '.join(DEVICE_CHOICES)} (torch backend)", None),
     "threads": ("CPU inference threads; 0: the runtime's default", (0, 256)),
+    "fp16": ("TensorRT backend: build FP16 engines (false: FP32)", None),
     "exit_thresholds": ("per-stage exit score thresholds (predicted IoU, 0..1); unset: the model's calibrated ones; "
                         "the last stage always answers", None),
     "search_factor": ("search area side / target size; 0: the model's default (else 1.5..10)", (0.0, 10.0)),

@@ -1,6 +1,7 @@
 """dytrack_ros: a dynamic (early-exit) vision-transformer tracker with a ROS 2 node.
 
-Layers, bottom first; each imports only layers listed before it (test/test_layers.py checks this):
+Layers, bottom first; each imports only the layers LAYERS below names for it (test/test_layers.py checks every
+import against LAYERS, the one list; the README's table follows it):
   contract.py the staged interface, stage result, output layout, normalisation and the model folder's manifest
   model/      the DyTrack network (DyTrackNet) in plain PyTorch
   tracking/   the per-sequence tracker DyTracker (crops, exit policy, LOST state, box mapping)
@@ -12,6 +13,19 @@ Layers, bottom first; each imports only layers listed before it (test/test_layer
   ros/        the ROS 2 node, its ROS-free scheduler, the video player, the reliability check, node latency
 """
 __version__ = "0.1.0"
+
+# layer -> the layers it may import besides itself, bottom first (msg/srv: the interfaces rosidl generates)
+LAYERS = {
+    "contract": (),
+    "model": ("contract",),
+    "tracking": ("contract",),
+    "backends": ("contract", "model"),
+    "runtime": ("contract", "model", "tracking", "backends"),
+    "data": ("contract", "model", "tracking"),
+    "training": ("contract", "model", "tracking", "data"),
+    "evaluation": ("contract", "model", "tracking", "backends", "runtime", "data"),
+    "ros": ("contract", "model", "tracking", "backends", "runtime", "data", "evaluation", "msg", "srv"),
+}
 
 # The generated messages (dytrack_ros.msg) are installed by rosidl into site-packages/dytrack_ros, which may be
 # a different folder from this source tree (editable installs, running from a checkout). Merge the two.

@@ -1,24 +1,15 @@
 """The package's layers only look down: every import of dytrack_ros code (including imports inside functions) goes
-to a layer the importing layer may use. The layer list is in dytrack_ros/__init__.py and the README."""
+to a layer the importing layer may use. The layer list is dytrack_ros.LAYERS; the README's table must name the same layers in the same order."""
 import ast
 import os
 
 import pytest
 
+from dytrack_ros import LAYERS
+
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dytrack_ros")
 
-# layer -> the layers it may import (besides itself); bottom first. msg/srv: the interfaces rosidl generates
-ALLOWED = {
-    "contract": set(),
-    "model": {"contract"},
-    "tracking": {"contract"},
-    "backends": {"contract", "model"},
-    "runtime": {"contract", "model", "tracking", "backends"},
-    "data": {"contract", "model", "tracking"},
-    "training": {"contract", "model", "tracking", "data"},
-    "evaluation": {"contract", "model", "tracking", "backends", "runtime", "data"},
-    "ros": {"contract", "model", "tracking", "backends", "runtime", "data", "evaluation", "msg", "srv"},
-}
+ALLOWED = {layer: set(allowed) for layer, allowed in LAYERS.items()}
 
 
 def layer_of(relpath: str) -> str:
@@ -42,6 +33,10 @@ def imported_layers(source: str, relpath: str):
                 yield node.lineno, target[0]
             elif node.module and node.module.startswith("dytrack_ros."):
                 yield node.lineno, node.module.split(".")[1]
+            elif node.module == "dytrack_ros":  # "from dytrack_ros import evaluation": the names are layers
+                for alias in node.names:
+                    if alias.name in ALLOWED:
+                        yield node.lineno, alias.name
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("dytrack_ros."):
@@ -79,6 +74,8 @@ def test_layers_only_import_layers_below_them():
     (os.path.join("tracking", "tracker.py"), "from ..backends.base import StagedBackend"),   # tracker -> backends
     (os.path.join("backends", "export.py"), "    from ..data.photos import load_photos"),  # export -> data
     (os.path.join("training", "train.py"), "from ..evaluation import datasets"),             # training -> evaluation
+    (os.path.join("training", "train.py"), "from dytrack_ros import evaluation"),           # the absolute form
+    (os.path.join("tracking", "tracker.py"), "    import dytrack_ros.backends.base"),
     (os.path.join("tracking", "factory.py"), "from .. import backends"),
     ("contract.py", "import dytrack_ros.model"),
 ])
@@ -92,3 +89,15 @@ def test_the_check_accepts_downward_imports():
                           os.path.join("tracking", "tracker.py"))
     assert not violations("from .tracking.tracker import DyTracker\nfrom .backends import create_backend\n",
                           "runtime.py")
+
+
+def test_readme_layer_table_follows_the_layer_list():
+    readme = open(os.path.join(os.path.dirname(PACKAGE), "README.md")).read()
+    table = readme.split("## Where things are", 1)[1].split("\n\n")[2]
+    folders = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
+    named = []
+    for folder in folders:
+        for layer in LAYERS:
+            if f"dytrack_ros/{layer}" in folder and layer not in named:
+                named.append(layer)
+    assert named == list(LAYERS), named

@@ -88,10 +88,17 @@ def test_low_scores_read_lost_at_once_follow_for_the_patience_then_hold_and_wide
     assert r1.state == r2.state == r3.state == LOST
     assert r1.box[0] == pytest.approx(310) and r2.box[0] == pytest.approx(320)    # still following
     assert r3.box[0] == pytest.approx(320) and t.growth > 1.0                     # held; search widened
-    t2, _ = tracker(lambda f, s: (0.5, 0.5, 0.25, 0.25, 0.9 if f >= 3 else 0.05), lost_threshold=0.15)
+    back = lambda f, s: (0.5, 0.5, 0.25, 0.25, 0.9 if f >= 3 else 0.05)
+    t2, _ = tracker(back, lost_threshold=0.15, redetect=False)
     t2.initialize(FRAME, BOX)
     states = [t2.track(FRAME).state for _ in range(5)]
     assert states == [LOST, LOST, LOST, TRACKING, TRACKING] and t2.growth == 1.0  # found again
+    # with re-detection (default) leaving LOST takes confirm_frames first-exit scores >= confirm_threshold in a row,
+    # as a find of the global search does: a background blip does not end the search
+    t3, _ = tracker(back, lost_threshold=0.15, confirm_frames=3, confirm_threshold=0.5)
+    t3.initialize(FRAME, BOX)
+    states = [t3.track(FRAME).state for _ in range(7)]
+    assert states == [LOST, LOST, LOST, LOST, LOST, TRACKING, TRACKING]
 
 
 def test_size_is_smoothed_and_bounded_relative_to_the_init_box():

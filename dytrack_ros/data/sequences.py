@@ -175,3 +175,25 @@ def leaving_sequence(photos, n: int = 60, speed: int = 8):
         frames.append(f)
         boxes.append([x, 150, 40, 60])
     return frames, np.array(boxes, float)
+
+
+def returning_sequence(photos, away: int = 30, back: int = 40):
+    """A 40x60 patch of photos[1] on photos[0] (480x360): 10 frames near the left edge, then gone for `away` frames,
+    then `back` frames far right (it came back elsewhere). Returns (frames, boxes) with NaN boxes while it is gone."""
+    bg = cv2.resize(photos[0], (480, 360))
+    patch = cv2.resize(photos[1][40:160, 40:120], (40, 60))
+    frames, boxes = [], []
+    for i in range(10 + away + back):
+        f = bg.copy()
+        if i < 10:
+            x, y = 60 + 2 * i, 80
+        elif i >= 10 + away:
+            x, y = 380, 260
+        else:
+            frames.append(f)
+            boxes.append([np.nan] * 4)
+            continue
+        f[y:y + 60, x:x + 40] = patch
+        frames.append(f)
+        boxes.append([x, y, 40, 60])
+    return frames, np.array(boxes, float)

@@ -25,7 +25,7 @@ STATE_LABEL = {STATE_OF.get(state, TrackedTarget.STATE_IDLE): name for state, na
 
 
 def tracked_target(header, result, num_stages: int, latency_ms: float, camera_latency_ms: float,
-                   dropped: int) -> TrackedTarget:
+                   dropped: int, lost_seconds: float = 0.0) -> TrackedTarget:
     out = TrackedTarget()
     out.header = header
     out.state = STATE_OF.get(result.state, TrackedTarget.STATE_IDLE)
@@ -33,6 +33,8 @@ def tracked_target(header, result, num_stages: int, latency_ms: float, camera_la
     out.score, out.stages_run, out.num_stages = float(result.score), int(result.stages_run), int(num_stages)
     out.inference_ms, out.latency_ms = float(result.inference_ms), float(latency_ms)
     out.camera_latency_ms, out.dropped_frames = float(camera_latency_ms), int(dropped)
+    out.lost_frames, out.lost_seconds = int(result.lost_frames), float(lost_seconds)
+    out.redetected = bool(result.redetected)
     return out
 
 

@@ -78,6 +78,8 @@ class TrackerNode(LifecycleNode):
         self.configure_error = ""
         self._running = False
         self._bad_log = {}                   # kind of input -> (window start, lines logged, suppressed)
+        self._last_tracked = None            # stamp (s) of the last TRACKING frame: how long the target is lost
+        self._last_search_sample = None      # (area searched, time) at the last diagnostics
         self._target_id = 0                  # counts accepted init boxes: a detection's id changes with the target
         self._inputs = []                    # subscriptions, services and timers that exist while active
         self._outputs = []                   # publishers, created on configure
@@ -96,6 +98,8 @@ class TrackerNode(LifecycleNode):
             self.tracker = build_tracker(self.model_path, self.p.backend, self.p.device, self.p.threads,
                                          thresholds=thresholds, search_factor=self.p.search_factor or None,
                                          lost_threshold=self.p.lost_threshold, fp16=self.p.fp16)
+            for name in ("redetect", "redetect_patience", "redetect_windows", "confirm_frames"):
+                setattr(self.tracker.params, name, getattr(self.p, name))
             if self.p.backend == "auto":
                 self.get_logger().info("backend auto -> %s on %s (%s)" % resolve_auto(self.p.device))
             self._warm_up()
@@ -434,6 +438,7 @@ class TrackerNode(LifecycleNode):
             reply(False, str(exc))
             return self._bad_message("init box", exc)
         self._target_id += 1
+        self._last_tracked = None
         if not np.allclose(box, req.box):
             self.get_logger().warning(f"init box {list(req.box)} reaches outside the {frame.shape[1]}x{frame.shape[0]} "
                                       f"image: clipped to {np.round(box, 1).tolist()}")
@@ -446,8 +451,14 @@ class TrackerNode(LifecycleNode):
         _, header, frame, received = latest
         r = self.tracker.track(frame)
         latency_ms = (time.perf_counter() - received) * 1000.0
+        seen = header.stamp.sec + header.stamp.nanosec * 1e-9 if header.stamp.sec or header.stamp.nanosec else received
+        if r.state != LOST or self._last_tracked is None:
+            self._last_tracked = seen
         out = tracked_target(header, r, self.tracker.num_stages, latency_ms, self._since_stamp_ms(header.stamp),
-                             dropped)
+                             dropped, lost_seconds=max(seen - self._last_tracked, 0.0) if r.state == LOST else 0.0)
+        if r.redetected:
+            self.get_logger().info(f"target found again after {out.lost_seconds:.1f} s lost, at "
+                                   f"{np.round(r.box, 1).tolist()} (score {r.score:.2f})")
         self.target_pub.publish(out)
         self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
         self._publish_extras(out, frame)
@@ -499,12 +510,24 @@ class TrackerNode(LifecycleNode):
                   "frames_lost_in_transport": str(self.transport.lost),
                   "bad_messages": str(s["bad"]),
                   "reset_record": self.scheduler.memory.write_error or "ok",
-                  "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds)}
+                  "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds),
+                  **self._redetection_values()}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [status]
         self.diag_pub.publish(arr)
+
+    def _redetection_values(self) -> dict:
+        """Whole-frame search counters since the node started, and the image area it covered per second lately."""
+        st = self.tracker.search.stats
+        now = time.monotonic()
+        last_area, last_t = self._last_search_sample or (st.area_searched, now)
+        per_second = (st.area_searched - last_area) / max(now - last_t, 1e-6) if self._last_search_sample else 0.0
+        self._last_search_sample = (st.area_searched, now)
+        return {"redetect": str(self.tracker.params.redetect).lower(), "redetect_windows_run": str(st.windows),
+                "redetect_candidates": str(st.candidates), "redetect_refused_by_memory": str(st.refused_by_memory),
+                "reacquisitions": str(st.reacquired), "redetect_frames_covered_per_second": f"{per_second:.2f}"}
 
     def shutdown(self) -> None:
         self._stop_inputs()

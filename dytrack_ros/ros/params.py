@@ -42,6 +42,10 @@ class NodeParams:
     min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
     future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
     max_init_frame_age: float = 2.0            # an init box is not applied to a frame older than its stamp by more
+    redetect: bool = TrackerParams.redetect                      # search the whole frame after a lost spell
+    redetect_patience: int = TrackerParams.redetect_patience    # LOST frames before the global search starts
+    redetect_windows: int = TrackerParams.redetect_windows      # first-exit windows per LOST frame (the budget)
+    confirm_frames: int = TrackerParams.confirm_frames          # confirmations before the tracker jumps to a find
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
     autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
@@ -76,6 +80,13 @@ DESCRIPTIONS = {
                            "by more than this (s)", (0.0, 3600.0)),
     "autostart": ("configure and activate at start; false: stay unconfigured until a lifecycle manager (or `ros2 "
                   "lifecycle set`) moves it", None),
+    "redetect": ("after a lost spell, search the whole frame with the first exit and take the target back once "
+                 "confirmed (tracking/redetect.py)", None),
+    "redetect_patience": ("LOST frames before the whole-frame search starts", (0, 10000)),
+    "redetect_windows": ("first-exit search windows per LOST frame: a LOST frame costs at most this many first-exit "
+                         "runs beyond a tracking frame", (1, 64)),
+    "confirm_frames": ("consecutive frames a candidate must be found again (and match the appearance memory) before "
+                       "the tracker takes it", (1, 100)),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
 }
 
@@ -124,6 +135,10 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
     if not 1 <= p.frame_buffer <= 1000:
         raise ParameterError(f"frame_buffer={p.frame_buffer}: must be in 1..1000")
+    for name in ("redetect_patience", "redetect_windows", "confirm_frames"):
+        low, high = DESCRIPTIONS[name][1]
+        if not low <= getattr(p, name) <= high:
+            raise ParameterError(f"{name}={getattr(p, name)}: must be in {low}..{high}")
     for name in ("image_topic", "init_topic"):
         if not getattr(p, name):
             raise ParameterError(f"{name} must not be empty")

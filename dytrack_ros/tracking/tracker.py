@@ -22,6 +22,7 @@ import numpy as np
 
 from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
 from .crops import box_center, clip_box, crop_and_resize, crop_side
+from .redetect import GlobalSearch
 
 IDLE, TRACKING, LOST = 0, 1, 2
 STATE_NAMES = {IDLE: "idle", TRACKING: "tracking", LOST: "lost"}
@@ -63,6 +64,17 @@ class TrackerParams:
     # the dynamic policy publishes the answer of the exit that scored it highest among those run (False: the last
     # exit's); a forced depth always publishes that exit's answer
     best_scored: bool = False
+    # finding the target again (tracking/redetect.py): after redetect_patience LOST frames, redetect_windows first-exit
+    # windows per frame search the whole image; a candidate is taken after confirm_frames consecutive confirmations
+    # at >= confirm_threshold that the appearance memory (memory_size templates of confident frames) agrees with
+    redetect: bool = True
+    redetect_patience: int = 10
+    redetect_windows: int = 2
+    confirm_frames: int = 3
+    confirm_threshold: float = 0.5
+    memory_size: int = 4
+    memory_score: float = 0.6
+    memory_interval: int = 15
 
 
 @dataclass
@@ -73,6 +85,8 @@ class TrackResult:
     state: int
     inference_ms: float
     stage_scores: List[float]
+    lost_frames: int = 0     # consecutive LOST frames up to this one (0 while TRACKING)
+    redetected: bool = False  # this frame's box comes from the global search (the target was found again)
 
 
 def validate_frame(frame) -> np.ndarray:
@@ -112,6 +126,7 @@ class DyTracker:
         self.state = IDLE
         self.box: Optional[np.ndarray] = None
         self.growth = 1.0
+        self.search = GlobalSearch(params, self._score_window, self._score_memory)
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]
@@ -130,9 +145,13 @@ class DyTracker:
         self.fill = frame.mean(axis=(0, 1)) if p.mean_padding else None
         side = crop_side(b, p.template_factor, p.context_amount)
         template = crop_and_resize(frame, box_center(b), side, p.template_size, self.fill)
-        self.backend.set_template(to_network_input(template))
-        self.box, self.state, self.growth, self.low_frames = b, TRACKING, 1.0, 0
+        self.template = to_network_input(template)
+        self.backend.set_template(self.template)
+        self.box, self.state, self.growth, self.low_frames, self.recover_hits = b, TRACKING, 1.0, 0, 0
         self.init_size = b[2:].copy()
+        self.confident_size = b[2:].copy()     # the global search looks for the target at this size
+        self.search.reset()
+        self.search.clear_memory()
         return b
 
     def track(self, frame: np.ndarray, force_stages: Optional[int] = None) -> TrackResult:
@@ -167,8 +186,20 @@ class DyTracker:
         box = clip_box(estimate, w, h, p.min_box_side)
         visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
         present = scores[0] >= p.absent_threshold
-        if answer.score >= p.lost_threshold and visible >= p.min_visible and present:
+        redetected = False
+        confident = answer.score >= p.lost_threshold and visible >= p.min_visible and present
+        if self.state == LOST and p.redetect:
+            # leaving LOST takes what the global search takes: the first exit at >= confirm_threshold on confirm_frames
+            # frames in a row (background scores 0.2-0.5 for a frame or two; the real target holds >= 0.5)
+            self.recover_hits = self.recover_hits + 1 if confident and scores[0] >= p.confirm_threshold else 0
+            confident = self.recover_hits >= p.confirm_frames
+        if confident:
+            self.recover_hits = 0
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
+            self.search.reset()
+            if self.search.wants_template(answer.score):
+                self.confident_size = estimate[2:].copy()
+                self.search.add_template(self._template_at(frame, estimate))
         else:
             # reported LOST at once, but a low score is usually a hard frame (blur, occlusion), not a vanished
             # target: the box keeps following the best candidate (NanoTrack does so always) for lost_patience
@@ -180,8 +211,38 @@ class DyTracker:
             else:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
+            if p.redetect and self.low_frames > p.redetect_patience:
+                found = self.search.step(frame, self.confident_size)
+                if found is not None:
+                    self.box = self._bound_size(found.box)
+                    self.state, self.growth, self.low_frames, self.recover_hits, redetected = TRACKING, 1.0, 0, 0, True
+                    box = clip_box(self.box, w, h, p.min_box_side)
+                    answer = Answer(found.box, found.score)
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
-                           inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores)
+                           inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
+                           lost_frames=self.low_frames, redetected=redetected)
+
+    def _template_at(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        p = self.params
+        side = crop_side(box, p.template_factor, p.context_amount)
+        return to_network_input(crop_and_resize(frame, box_center(box), side, p.template_size, self.fill))
+
+    def _score_window(self, frame: np.ndarray, centre, side: float):
+        """The first exit on one window of the global search: its best box anywhere in the window (no motion prior,
+        sizes judged against the last confident size) and that box's predicted IoU."""
+        search = to_network_input(crop_and_resize(frame, centre, side, self.params.search_size, self.fill))
+        prior = np.array([centre[0], centre[1], *self.confident_size])
+        answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0)
+        return answer.box, answer.score
+
+    def _score_memory(self, index: int, frame: np.ndarray, box: np.ndarray) -> float:
+        """A box's score against memory template `index` (the backend's template is swapped and put back)."""
+        self.backend.set_template(self.search.memory[index])
+        try:
+            side = crop_side(box, self.params.search_factor, self.params.context_amount)
+            return self._score_window(frame, box_center(box), side)[1]
+        finally:
+            self.backend.set_template(self.template)
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds
@@ -189,13 +250,16 @@ class DyTracker:
         bw, bh = np.clip(box[2:], self.init_size * lo, self.init_size * hi)
         return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 
-    def _decode(self, r: StageResult, center, side: float) -> "Answer":
+    def _decode(self, r: StageResult, center, side: float, prior: Optional[np.ndarray] = None,
+                window_influence: Optional[float] = None) -> "Answer":
         """One exit's answer, decoded as NanoTrack decodes its head: every cell's box, a penalty for candidates
         whose size or aspect differs from the current box's, a cosine window (motion prior) mixed in, the best cell's
         centre, and its size blended into the current size at a rate scaled by its penalised score. The answer's
         score is the exit's predicted IoU *of that cell's box* (the box that is published), where the graph gives
-        one per cell (iou_map); older graphs give it for the raw peak only."""
+        one per cell (iou_map); older graphs give it for the raw peak only. prior: the box whose size candidates are
+        judged against (default: the current box)."""
         p = self.params
+        influence = p.window_influence if window_influence is None else window_influence
         g = r.score_map.shape[-1]
         if self.window is None or self.window.shape[0] != g:   # per grid size, not per frame
             self.window = np.outer(np.hanning(g), np.hanning(g)).astype(np.float32)
@@ -204,11 +268,11 @@ class DyTracker:
         cx = center[0] + ((gx + r.offset_map[0]) / g - 0.5) * side
         cy = center[1] + ((gy + r.offset_map[1]) / g - 0.5) * side
         w, h = np.maximum(r.size_map[0] * side, 1e-6), np.maximum(r.size_map[1] * side, 1e-6)
-        bw, bh = self.box[2], self.box[3]
+        bw, bh = (self.box if prior is None else prior)[2:4]
         change = lambda x: np.maximum(x, 1.0 / x)
         context = lambda a, b: np.sqrt((a + (a + b) / 2) * (b + (a + b) / 2))
         penalty = np.exp(-p.scale_penalty * (change(context(w, h) / context(bw, bh)) * change((bw / bh) / (w / h)) - 1))
-        response = penalty * r.score_map * (1 - p.window_influence) + self.window * p.window_influence
+        response = penalty * r.score_map * (1 - influence) + self.window * influence
         best = np.unravel_index(int(np.argmax(response)), response.shape)
         lr = float(penalty[best] * r.score_map[best] * p.size_lr)
         nw, nh = (1 - lr) * bw + lr * w[best], (1 - lr) * bh + lr * h[best]

@@ -1,0 +1,149 @@
+"""Re-detection measured: does the tracker find the target again when it comes back, and does it take anything else?
+
+    dytrack-redetect-bench --model models/dytrack_small --out benchmarks/REDETECTION.md
+
+Sequences with returns: the real sequences whose ground truth marks the target absent for a while (NaN rows), and
+every sequence of a split replayed through a virtual camera that turns away from the target and back
+(data/scenarios.py). The tracker (the model's policy and settings) runs with re-detection off and on, side by side on
+the same frames. Per variant: returns re-acquired within 30 frames (TRACKING with IoU >= 0.3), frames to re-acquire
+(median), frames reported TRACKING on something that is not the target (IoU < 0.1 or target absent) overall and after
+a global re-detection, success AUC, and time per TRACKING and per LOST frame.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+from typing import Dict, List
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data import realdata
+from ..data.scenarios import turned_away
+from ..tracking.tracker import LOST, TRACKING
+from . import machine
+from .metrics import box_iou, score_sequence
+from .runner import in_memory
+
+WITHIN = 30
+
+
+def suite_with_returns(split: str) -> list:
+    """Every sequence of the split with its own absent spells, plus each one turned away and back where it can be."""
+    out = []
+    for seq in realdata.load_split(split, require_all=False):
+        vis = seq.visible_mask()
+        if (~vis[:-1] & vis[1:]).any():
+            out.append(seq)
+        turned = turned_away(seq)
+        if turned is not None:
+            out.append(turned)
+    return out
+
+
+def run(tracker, seq) -> dict:
+    boxes = np.zeros((len(seq), 4))
+    boxes[0] = tracker.initialize(seq.frame(0), seq.boxes[0])
+    states, ms, redetected = [TRACKING], [0.0], [False]
+    for i in range(1, len(seq)):
+        r = tracker.track(seq.frame(i))
+        boxes[i] = r.box
+        states.append(r.state)
+        ms.append(r.inference_ms)
+        redetected.append(r.redetected)
+    return {"boxes": boxes, "states": np.array(states), "ms": np.array(ms), "redetected": np.array(redetected)}
+
+
+def score_returns(result: dict, seq) -> dict:
+    vis = seq.visible_mask()
+    ious = np.zeros(len(seq))
+    ious[vis] = box_iou(result["boxes"][vis], seq.boxes[vis])
+    tracking = result["states"] == TRACKING
+    wrong = tracking & (~vis | (ious < 0.1))
+    wrong[0] = False
+    after_jump = np.zeros(len(seq), bool)      # from a global re-detection until the next LOST frame
+    on = False
+    for i in range(len(seq)):
+        on = (on or result["redetected"][i]) and tracking[i]
+        after_jump[i] = on
+    returns = np.flatnonzero(vis[1:] & ~vis[:-1]) + 1
+    delays = []
+    for r in returns:
+        hit = np.flatnonzero(tracking[r:r + WITHIN] & (ious[r:r + WITHIN] >= 0.3))
+        delays.append(int(hit[0]) if len(hit) else None)
+    lost = result["states"] == LOST
+    return {"returns": len(returns), "delays": delays, "frames": len(seq) - 1, "wrong": int(wrong.sum()),
+            "wrong_after_jump": int((wrong & after_jump).sum()), "jumps": int(result["redetected"].sum()),
+            "auc": score_sequence(result["boxes"], seq.boxes, seq.visible).auc,
+            "ms_tracking": result["ms"][1:][tracking[1:]].tolist(), "ms_lost": result["ms"][1:][lost[1:]].tolist()}
+
+
+def summarize(rows: List[dict]) -> dict:
+    delays = [d for r in rows for d in r["delays"]]
+    found = [d for d in delays if d is not None]
+    frames = sum(r["frames"] for r in rows)
+    ms_t = [m for r in rows for m in r["ms_tracking"]]
+    ms_l = [m for r in rows for m in r["ms_lost"]]
+    return {"sequences": len(rows), "returns": len(delays), "reacquired": len(found) / max(len(delays), 1),
+            "median_frames": float(np.median(found)) if found else None, "frames": frames,
+            "wrong_share": sum(r["wrong"] for r in rows) / max(frames, 1),
+            "wrong_after_jump_share": sum(r["wrong_after_jump"] for r in rows) / max(frames, 1),
+            "jumps": sum(r["jumps"] for r in rows), "auc": float(np.mean([r["auc"] for r in rows])),
+            "ms_tracking": float(np.mean(ms_t)) if ms_t else None, "ms_lost": float(np.mean(ms_l)) if ms_l else None}
+
+
+def compare(tracker, suite, variants: Dict[str, dict]) -> Dict[str, dict]:
+    """variant name -> tracker parameter overrides; every variant runs on each sequence while it is in memory."""
+    base = copy.deepcopy(tracker.params)
+    rows = {name: [] for name in variants}
+    for seq in tqdm(suite, desc="returns", leave=False):
+        loaded = in_memory(seq)
+        for name, overrides in variants.items():
+            tracker.params = copy.deepcopy(base)
+            for k, v in overrides.items():
+                setattr(tracker.params, k, v)
+            tracker.search.p = tracker.params
+            rows[name].append(score_returns(run(tracker, loaded), loaded))
+    tracker.params = base
+    tracker.search.p = base
+    return {name: summarize(r) for name, r in rows.items()}
+
+
+def table(results: Dict[str, dict]) -> List[str]:
+    lines = ["| variant | returns | re-acquired <= 30 frames | median frames | TRACKING on a wrong target (all / after "
+             "a re-detection) | global re-detections | AUC | ms per TRACKING / LOST frame |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        med = "-" if r["median_frames"] is None else f"{r['median_frames']:.0f}"
+        ms = lambda v: "-" if v is None else f"{v:.2f}"
+        lines.append(f"| {name} | {r['returns']} | {100 * r['reacquired']:.0f}% | {med} | "
+                     f"{100 * r['wrong_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | {r['jumps']} | "
+                     f"{100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
+    return lines
+
+
+def main(argv=None):
+    from ..runtime import build_tracker
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--split", default="validation+calibration", help="realdata split(s) joined by '+'")
+    p.add_argument("--out", default="benchmarks/REDETECTION.md")
+    p.add_argument("--threshold", type=float, nargs="*", default=[], help="confirm thresholds to compare")
+    args = p.parse_args(argv)
+    tracker = build_tracker(args.model, "onnxruntime", threads=1)
+    suite = [s for part in args.split.split("+") for s in suite_with_returns(part)]
+    variants = {"re-detection off": {"redetect": False}, "re-detection on (defaults)": {"redetect": True}}
+    for t in args.threshold:
+        variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
+    results = compare(tracker, suite, variants)
+    d = tracker.params
+    lines = ["# Re-detection: finding the target again", "", f"- machine: {machine.describe()}",
+             f"- date: {machine.today()}", f"- command: `dytrack-redetect-bench {' '.join(argv or [])}`".rstrip(),
+             f"- sequences ({args.split}, {len(suite)}): {', '.join(s.name for s in suite)}",
+             f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
+             f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates", "",
+             *table(results)]
+    machine.write_report(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Finding the target again after it was lost: a search over the whole frame with the first exit, and an appearance
+memory that confirms what it finds.
+
+- Global search: once the target has been LOST for `redetect_patience` frames, every LOST frame also runs the first
+  exit (the cheapest stage) on `redetect_windows` search windows of a grid that covers the image at the last confident
+  scale, round-robin, so no frame costs more than 1 + redetect_windows first-exit runs beyond the local search. The
+  grid's stride is 3/4 of a window (neighbours overlap, a target is well inside one of them). No motion prior there:
+  the target can be anywhere.
+- Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) again on
+  `confirm_frames` consecutive frames, each time re-found in a window centred on where it was last (so it may move,
+  a box diagonal per frame at most), and, where the memory holds templates, match them too (mean score over them >=
+  confirm_threshold: one template checked per confirmation frame, round-robin). Only then does the tracker jump.
+- Appearance memory: up to `memory_size` templates cut on confident TRACKING frames (score >= memory_score, at most
+  one every memory_interval frames; the oldest goes first). Never from LOST frames. A look-alike that matches the
+  first-frame template but not how the target looked lately is refused.
+TRACKING frames pay nothing but the rare template cut.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+
+@dataclass
+class Candidate:
+    box: np.ndarray        # (x, y, w, h) image pixels
+    score: float           # first-frame template's score of the box
+    hits: int = 1          # consecutive frames it was found again
+    memory_scores: List[float] = field(default_factory=list)
+
+
+@dataclass
+class SearchStats:
+    """Counters since the tracker started (the node's /diagnostics)."""
+    windows: int = 0              # first-exit runs spent on the global search and confirmation
+    candidates: int = 0           # candidates that started a confirmation
+    refused_by_memory: int = 0
+    reacquired: int = 0
+    area_searched: float = 0.0    # image area covered by global windows, in frames (1.0 = one whole frame)
+
+
+def grid_centres(width: int, height: int, side: float) -> List[tuple]:
+    """Window centres covering the image with windows of `side` pixels, stride 3/4 side, rows then columns."""
+    def axis(length):
+        if length <= side:
+            return [length / 2.0]
+        n = int(np.ceil((length - side) / (0.75 * side))) + 1
+        return list(np.linspace(side / 2.0, length - side / 2.0, n))
+    return [(x, y) for y in axis(height) for x in axis(width)]
+
+
+class GlobalSearch:
+    """State of one lost spell's global search. `score_window(frame, centre, side)` runs the first exit on a window
+    and returns (box, score) of its best candidate (no motion prior); `score_memory(index, frame, box)` scores a box
+    against memory template `index`."""
+
+    def __init__(self, params, score_window: Callable, score_memory: Callable):
+        self.p, self.score_window, self.score_memory = params, score_window, score_memory
+        self.memory: List[np.ndarray] = []
+        self.stats = SearchStats()
+        self.since_memory = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """A new lost spell starts (or the target is back): forget the cursor and the pending candidate."""
+        self.cursor, self.pending = 0, None
+
+    def clear_memory(self) -> None:
+        self.memory, self.since_memory = [], 0
+
+    def wants_template(self, score: float) -> bool:
+        """Called once per TRACKING frame with its score: True when a template should be cut into the memory now."""
+        self.since_memory += 1
+        return self.p.memory_size > 0 and score >= self.p.memory_score and self.since_memory >= self.p.memory_interval
+
+    def add_template(self, template: np.ndarray) -> None:
+        self.memory = (self.memory + [template])[-self.p.memory_size:]
+        self.since_memory = 0
+
+    def step(self, frame: np.ndarray, size: np.ndarray) -> Optional[Candidate]:
+        """One LOST frame's search with the last confident box size; returns a confirmed candidate or None."""
+        h, w = frame.shape[:2]
+        side = self.side_for(size)
+        budget = max(int(self.p.redetect_windows), 1)
+        if self.pending is not None:
+            confirmed = self._confirm(frame, side)
+            budget -= 1 + (1 if self.memory else 0)
+            if confirmed is not None:
+                return confirmed
+        centres = grid_centres(w, h, side)
+        best = None
+        for _ in range(max(budget, 0)):
+            centre = centres[self.cursor % len(centres)]
+            self.cursor += 1
+            box, score = self.score_window(frame, centre, side)
+            self.stats.windows += 1
+            self.stats.area_searched += min(side * side / float(w * h), 1.0)
+            if score >= self.p.confirm_threshold and (best is None or score > best.score):
+                best = Candidate(box, score)
+        if self.pending is None and best is not None:
+            self.pending = best
+            self.stats.candidates += 1
+        return None
+
+    def side_for(self, size) -> float:
+        from .crops import crop_side
+        return crop_side((0, 0, size[0], size[1]), self.p.search_factor, self.p.context_amount)
+
+    def _confirm(self, frame: np.ndarray, side: float) -> Optional[Candidate]:
+        c = self.pending
+        centre = (c.box[0] + c.box[2] / 2.0, c.box[1] + c.box[3] / 2.0)
+        box, score = self.score_window(frame, centre, side)
+        self.stats.windows += 1
+        moved = np.hypot(box[0] + box[2] / 2.0 - centre[0], box[1] + box[3] / 2.0 - centre[1])
+        if score < self.p.confirm_threshold or moved > np.hypot(c.box[2], c.box[3]):
+            self.pending = None
+            return None
+        c.box, c.score, c.hits = box, score, c.hits + 1
+        if self.memory:
+            c.memory_scores.append(self.score_memory(len(c.memory_scores) % len(self.memory), frame, box))
+            self.stats.windows += 1
+        if c.hits < self.p.confirm_frames:
+            return None
+        if self.memory and np.mean(c.memory_scores) < self.p.confirm_threshold:
+            self.stats.refused_by_memory += 1
+            self.pending = None
+            return None
+        self.stats.reacquired += 1
+        self.reset()
+        return c

@@ -1,0 +1,165 @@
+"""Finding the target again (tracking/redetect.py), with a backend that really looks at the crops: it finds the
+template's colour in the search crop (the box of the matching pixels; the score falls with the colour distance).
+The target vanishes and comes back far from where it was lost; a look-alike appears first."""
+import numpy as np
+import pytest
+
+from dytrack_ros.contract import PIXEL_MEAN, PIXEL_SCALE, StagedBackend, StageResult
+from dytrack_ros.tracking import LOST, TRACKING
+from dytrack_ros.tracking.redetect import grid_centres
+from dytrack_ros.tracking.tracker import DyTracker, TrackerParams
+
+G = 16
+TOL = 80.0   # colour distance (max over channels, 0..255) at which a pixel stops matching
+
+
+class ColourBackend(StagedBackend):
+    name = "colour"
+    num_stages = 1
+
+    def __init__(self):
+        self.stage0_runs = 0
+
+    def set_template(self, template):
+        t = template[0] * PIXEL_SCALE + PIXEL_MEAN
+        self.colour = t[:, t.shape[1] // 2, t.shape[2] // 2]
+
+    def run_stage(self, stage, search=None):
+        self.stage0_runs += 1
+        img = search[0] * PIXEL_SCALE + PIXEL_MEAN
+        size = img.shape[-1]
+        dist = np.abs(img - self.colour[:, None, None]).max(0)
+        mask = dist < TOL
+        score_map, iou = np.zeros((G, G), np.float32), np.zeros((G, G), np.float32)
+        sizes, offsets = np.full((2, G, G), 0.1, np.float32), np.zeros((2, G, G), np.float32)
+        cx = cy = 0.5
+        score = 0.0
+        if mask.sum() >= 4:
+            ys, xs = np.nonzero(mask)
+            cx, cy = (xs.mean() + 0.5) / size, (ys.mean() + 0.5) / size
+            sizes[:] = np.array([(np.ptp(xs) + 1) / size, (np.ptp(ys) + 1) / size], np.float32)[:, None, None]
+            score = 0.9 * (1 - dist[mask].mean() / TOL)
+        gx, gy = min(int(cx * G), G - 1), min(int(cy * G), G - 1)
+        score_map[gy, gx], iou[gy, gx] = 1.0, score
+        offsets[:, gy, gx] = (cx * G - gx, cy * G - gy)
+        return StageResult(score_map, sizes, offsets, np.array([cx, cy, *sizes[:, 0, 0]]), float(score), iou)
+
+
+RED = (40, 40, 200)
+
+
+def scene(objects, shape=(240, 400)):
+    """Grey frame with coloured squares: objects = [(x, y, side, bgr)]."""
+    frame = np.full((*shape, 3), 110, np.uint8)
+    for x, y, s, colour in objects:
+        frame[y:y + s, x:x + s] = colour
+    return frame
+
+
+def tracker(backend=None, **overrides):
+    params = TrackerParams(template_size=32, search_size=64, thresholds=[0.0], lost_threshold=0.3,
+                           redetect_patience=3, redetect_windows=2, confirm_frames=3, confirm_threshold=0.5,
+                           memory_interval=2, memory_score=0.6)
+    for k, v in overrides.items():
+        setattr(params, k, v)
+    return DyTracker(backend or ColourBackend(), params)
+
+
+def test_grid_covers_the_image_with_overlapping_windows():
+    centres = grid_centres(400, 240, 80)
+    xs, ys = sorted({c[0] for c in centres}), sorted({c[1] for c in centres})
+    assert xs[0] == 40 and xs[-1] == 360 and ys[0] == 40 and ys[-1] == 200
+    assert max(np.diff(xs)) <= 0.75 * 80 + 1e-9 and max(np.diff(ys)) <= 0.75 * 80 + 1e-9
+    assert grid_centres(50, 40, 80) == [(25.0, 20.0)]   # a window larger than the image: one, centred
+
+
+def test_target_found_again_far_from_where_it_was_lost():
+    t = tracker()
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    results = [t.track(scene([(60 + 2 * i, 60, 20, RED)])) for i in range(1, 8)]
+    assert all(r.state == TRACKING for r in results)
+    gone = [t.track(scene([])) for _ in range(10)]
+    assert all(r.state == LOST for r in gone)
+    assert [r.lost_frames for r in gone] == list(range(1, 11))      # what TrackedTarget tells a follower
+    back = [t.track(scene([(330, 180, 20, RED)])) for _ in range(30)]
+    first = next(i for i, r in enumerate(back) if r.state == TRACKING)
+    assert back[first].redetected and back[first].lost_frames == 0
+    assert np.hypot(back[first].box[0] - 330, back[first].box[1] - 180) < 6
+    assert all(r.state == TRACKING for r in back[first:])
+    assert t.search.stats.reacquired == 1
+    assert first <= 20           # the grid is swept at 2 windows a frame, then 3 confirmations
+
+
+def test_without_redetection_the_target_stays_lost():
+    t = tracker(redetect=False)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    for _ in range(5):
+        t.track(scene([]))
+    assert all(t.track(scene([(330, 180, 20, RED)])).state == LOST for _ in range(30))
+
+
+def test_each_lost_frame_spends_at_most_its_budget_and_tracking_frames_nothing():
+    backend = ColourBackend()
+    t = tracker(backend, redetect_windows=3)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    for _ in range(4):
+        before = backend.stage0_runs
+        t.track(scene([(60, 60, 20, RED)]))
+        assert backend.stage0_runs - before == 1                   # TRACKING: the local search only
+    runs = []
+    for _ in range(20):
+        before = backend.stage0_runs
+        t.track(scene([]))
+        runs.append(backend.stage0_runs - before)
+    assert runs[:3] == [1, 1, 1]                                    # patience: local search only
+    assert max(runs) <= 1 + 3 and runs[-1] == 4
+
+
+def test_a_look_alike_that_appears_first_is_refused_by_the_appearance_memory():
+    """The target drifts from red to purple while tracked (the memory keeps its recent look); while it is away a
+    look-alike as far from the first-frame colour on the other side appears. Without the memory it is taken."""
+    def drifted(i):
+        return (min(40 + 3 * i, 70), 40, 200)              # red -> purple over the first 10 frames
+    lookalike = (10, 40, 200)                             # as far from the first colour as the target drifted
+
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+        for i in range(1, 12):
+            t.track(scene([(60, 60, 20, drifted(i))]))
+        for _ in range(4):
+            t.track(scene([]))
+        early = [t.track(scene([(300, 40, 20, lookalike)])) for _ in range(25)]
+        late = [t.track(scene([(300, 40, 20, lookalike), (80, 170, 20, drifted(10))])) for _ in range(40)]
+        return early, late
+
+    t = tracker(memory_size=0, memory_score=0.5)
+    early, _ = play(t)
+    assert any(r.state == TRACKING and r.box[0] > 250 for r in early), "without memory the look-alike is taken"
+    t = tracker(memory_size=4, memory_score=0.5)
+    early, late = play(t)
+    assert all(r.state == LOST for r in early) and t.search.stats.refused_by_memory >= 1
+    found = [r for r in late if r.state == TRACKING]
+    assert found and all(abs(r.box[0] - 80) < 8 and abs(r.box[1] - 170) < 8 for r in found)
+
+
+def test_memory_is_bounded_and_never_taken_from_lost_frames():
+    t = tracker(memory_size=3, memory_interval=1)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    for _ in range(10):
+        t.track(scene([(60, 60, 20, RED)]))
+    assert len(t.search.memory) == 3
+    kept = [m.copy() for m in t.search.memory]
+    for _ in range(5):
+        t.track(scene([]))
+    assert all(np.array_equal(a, b) for a, b in zip(kept, t.search.memory))
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    assert t.search.memory == []                           # a new target starts with an empty memory
+
+
+@pytest.mark.parametrize("bad", [{"redetect_windows": 0}, {"confirm_frames": 0}])
+def test_degenerate_settings_still_search(bad):
+    t = tracker(**bad)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    for _ in range(5):
+        t.track(scene([]))
+    assert any(t.track(scene([(330, 180, 20, RED)])).state == TRACKING for _ in range(60))

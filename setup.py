@@ -44,5 +44,7 @@ setup(
         "dytrack-montage = dytrack_ros.evaluation.montage:main",
         "dytrack-bench-backends = dytrack_ros.evaluation.backend_speed:main",
         "dytrack-bench-node = dytrack_ros.ros.node_latency:main",
+        "dytrack-redetect-bench = dytrack_ros.evaluation.redetection:main",
+        "dytrack-gpu-check = dytrack_ros.evaluation.gpu_check:main",
     ]},
 )

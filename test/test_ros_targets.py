@@ -147,3 +147,40 @@ def test_a_reset_stops_tracking_even_when_its_record_cannot_be_written(tmp_path,
             assert not late, node.output()
         finally:
             g.close()
+
+
+def test_a_set_target_call_waiting_for_its_frame_does_not_stop_the_images(tmp_path, tiny_bundle, heldout_sequence):
+    """A box stamped 2 s after every frame the node has waits for a frame of its time (max_init_frame_age); while the
+    call waits, images are taken and tracked (a single-threaded executor would hold them back, the box's frame would
+    never come in, and the call would give up after 5 s)."""
+    from dytrack_ros.ros.qa import box_message
+    from dytrack_ros.srv import SetTarget
+    frames, boxes = heldout_sequence
+    t0, step = 4 * 10**12, 250_000_000                    # frames 0.25 s apart
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            g.publish_frames(frames[:1], t0)
+            end = time.monotonic() + 10                      # the answer says when the frame has arrived
+            while not set_target(g, list(boxes[0])).success and time.monotonic() < end:
+                time.sleep(0.1)
+            client = g.node.create_client(SetTarget, f"{g.namespace}/dytrack_tracker/set_target")
+            assert client.wait_for_service(timeout_sec=10)
+            box_stamp = t0 + 9 * step + 2 * 10**9              # fresh enough once frame 9 is in
+            future = client.call_async(SetTarget.Request(box=box_message(list(boxes[9]), box_stamp)))
+            stamp = lambda i: divmod(t0 + i * step, 10**9)
+            for i in range(1, 9):
+                g.publish_frames([frames[i]], t0 + i * step, period_s=0.05)
+            assert g.wait_for(lambda gr: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp(8)
+                                             for m in gr.targets), 5), "frames were not tracked while the call waited"
+            assert not future.done(), future.result().message
+            g.publish_frames([frames[9]], t0 + 9 * step)
+            end = time.monotonic() + 10
+            while not future.done() and time.monotonic() < end:
+                time.sleep(0.02)
+            r = future.result()
+            sec, nsec = stamp(9)
+            assert r.success and f"initialised on frame {sec}.{nsec:09d}" in r.message, r.message
+        finally:
+            g.close()

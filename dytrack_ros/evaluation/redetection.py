@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from typing import Dict, List
 
 import numpy as np
@@ -131,13 +132,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     tracker = build_tracker(args.model, "onnxruntime", threads=1)
     suite = [s for part in args.split.split("+") for s in suite_with_returns(part)]
-    variants = {"re-detection off": {"redetect": False}, "re-detection on (defaults)": {"redetect": True}}
+    variants = {"re-detection off": {"redetect": False}, "re-detection on (defaults)": {"redetect": True},
+                "on, without the appearance memory": {"redetect": True, "memory_size": 0}}
     for t in args.threshold:
         variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
     results = compare(tracker, suite, variants)
     d = tracker.params
     lines = ["# Re-detection: finding the target again", "", f"- machine: {machine.describe()}",
-             f"- date: {machine.today()}", f"- command: `dytrack-redetect-bench {' '.join(argv or [])}`".rstrip(),
+             f"- date: {machine.today()}", f"- command: `dytrack-redetect-bench {' '.join(sys.argv[1:] if argv is None else argv)}`",
              f"- sequences ({args.split}, {len(suite)}): {', '.join(s.name for s in suite)}",
              f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
              f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates", "",

@@ -22,6 +22,8 @@ import rclpy.service
 import rclpy.timer
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
@@ -164,7 +166,9 @@ class TrackerNode(LifecycleNode):
             self.create_subscription(TargetBox, self.p.init_topic, self._on_init, latched_qos,
                                      event_callbacks=expected),
             self.create_subscription(TargetBox, self.p.init_topic, self._on_init, plain_qos),
-            self.create_service(SetTarget, "~/set_target", self._on_set_target),
+            # its own group, run by a second executor thread: a call waiting for its frame must not stop the images
+            self.create_service(SetTarget, "~/set_target", self._on_set_target,
+                                callback_group=MutuallyExclusiveCallbackGroup()),
             self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10),
             self.create_service(Trigger, "~/reset", self._on_reset_service),
             self.create_timer(self.p.diagnostics_period, self._publish_diagnostics),
@@ -275,14 +279,12 @@ class TrackerNode(LifecycleNode):
 
     # ---- inputs (executor thread: cheap work only) -------------------------------------------------------
     def _store_frame(self, header, frame) -> None:
-        self.stats.received()
-        if self.scheduler.put_frame(stamp_ns(header), header, frame, time.perf_counter()):
-            self.stats.frames_dropped += 1
+        self.stats.received(replaced=self.scheduler.put_frame(stamp_ns(header), header, frame, time.perf_counter()))
 
     def _bad_message(self, what: str, exc: Exception) -> None:
         """Log why a message was dropped. Every refusal is logged, up to 10 lines per kind of input in 2 s; past
         that (a broken camera at 300 Hz) the lines are counted and the count is logged with the next one."""
-        self.stats.bad_messages += 1
+        self.stats.bad_message()
         now = time.monotonic()
         start, lines, suppressed = self._bad_log.get(what, (now, 0, 0))
         if now - start >= 2.0:
@@ -368,7 +370,7 @@ class TrackerNode(LifecycleNode):
         if refused:
             response.success, response.message = False, f"box {list(req.box)} refused: {refused}"
             return response
-        # the worker applies it on its frame within one frame time; the executor waits (nothing else needs it)
+        # the worker applies it on its frame within one frame time; only this service's thread waits
         if not done.wait(timeout=5.0):
             if self.scheduler.cancel(req):    # an answered failure must not be applied later
                 response.success = False
@@ -551,7 +553,9 @@ def main(args=None):
         else:
             node.get_logger().info("waiting in the unconfigured state (autostart:=false): configure and activate "
                                    "it with a lifecycle manager or `ros2 lifecycle set`")
-        rclpy.spin(node)
+        executor = MultiThreadedExecutor(num_threads=2)   # one thread for ~/set_target, one for everything else
+        executor.add_node(node)
+        executor.spin()
     except SystemExit as exc:
         print(exc, flush=True)
         raise SystemExit(2)

@@ -27,12 +27,18 @@ class RollingStats:
         self.frames_processed = 0
         self.bad_messages = 0
 
-    def received(self) -> None:
+    def received(self, replaced: bool = False) -> None:
+        """A frame came in; replaced: it took the place of one never processed (that one is counted as dropped)."""
         with self._lock:
             now = time.monotonic()
             self.frames_received += 1
+            self.frames_dropped += int(bool(replaced))
             self.last_received = now
             self._received_times.append(now)
+
+    def bad_message(self) -> None:
+        with self._lock:
+            self.bad_messages += 1
 
     def processed(self, latency_ms: float, inference_ms: float, stage: int) -> None:
         with self._lock:

@@ -15,15 +15,25 @@ def model_files():
         out.append((os.path.join("share/dytrack_ros", folder.rstrip("/")), files))
     return out
 
+def package_version() -> str:
+    """The one version number: package.xml's (dytrack_ros.__version__ is checked against it in the tests)."""
+    import re
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "package.xml")) as f:
+        return re.search(r"<version>([^<]+)</version>", f.read()).group(1)
+
+
 setup(
     name="dytrack_ros",
-    version="0.1.0",
+    version=package_version(),
     description="DyTrack dynamic early-exit transformer tracker with a ROS 2 node",
     license="Apache-2.0",
     packages=find_packages(include=["dytrack_ros", "dytrack_ros.*"]),
     package_data={"dytrack_ros.data": ["real_sequences.json"]},
     python_requires=">=3.10",
-    install_requires=["numpy", "opencv-contrib-python-headless", "pyyaml", "tqdm", "onnxruntime"],
+    # what the node, tracker, tools and training import (ROS itself comes from ROS or requirements-ros.txt)
+    install_requires=["numpy", "opencv-contrib-python-headless", "pyyaml", "tqdm", "onnxruntime", "torch", "pillow",
+                      "psutil", "matplotlib"],
+    extras_require={"cpu-fast": ["openvino"], "bags": ["rosbags"], "export": ["onnx", "onnxscript"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/dytrack_ros"]),
         ("share/dytrack_ros", ["package.xml"]),

@@ -101,3 +101,11 @@ def test_readme_layer_table_follows_the_layer_list():
             if f"dytrack_ros/{layer}" in folder and layer not in named:
                 named.append(layer)
     assert named == list(LAYERS), named
+
+
+def test_one_version_number():
+    import re
+    import dytrack_ros
+    xml = open(os.path.join(os.path.dirname(PACKAGE), "package.xml")).read()
+    assert re.search(r"<version>([^<]+)</version>", xml).group(1) == dytrack_ros.__version__
+    assert "version=package_version()" in open(os.path.join(os.path.dirname(PACKAGE), "setup.py")).read()

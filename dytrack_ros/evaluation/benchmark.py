@@ -27,6 +27,7 @@ from ..runtime import build_tracker
 from . import machine
 from .metrics import forward_backward_error
 from .peers import CLASSICAL, NanoTrackReference, OpenCVTracker
+from .redetection import summary_section
 from .runner import LOO_NAME, dytrack_variants, evaluate_variants, run_dytrack, run_peer
 
 
@@ -247,6 +248,7 @@ def write_markdown(results, path, args):
             if r:
                 lines.append(f"| {name} | {r['return_iou']:.2f} | {r['return_center_error']:.2f} |")
         lines.append("")
+    lines += summary_section(os.path.join(os.path.dirname(os.path.abspath(path)), "REDETECTION.md"))
     lines += ["![speed-accuracy](speed_accuracy.png)", "", "![exit histogram](exit_histogram.png)", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -27,6 +27,7 @@ from ..runtime import build_tracker
 from . import machine
 from ..data.realdata import load_split, realdata_root
 from ..data.sequences import Sequence, generated_suite
+from .redetection import summary_section
 from .runner import calibrate_thresholds, dytrack_policies, evaluate_dytrack
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -147,6 +148,7 @@ def benchmark_markdown(path: str) -> str:
             lines.append(f"| {name} | {100 * r['auc']:.1f} | {100 * r['precision']:.1f} | "
                          f"{100 * r['norm_precision']:.1f} | {stages} | {share} | {r['ms_per_frame']:.2f} |")
         lines.append("")
+    lines += summary_section(os.path.join(os.path.dirname(os.path.abspath(path)), "REDETECTION.md"))
     return "\n".join(lines)
 
 

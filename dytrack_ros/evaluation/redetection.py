@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from typing import Dict, List
 
@@ -120,6 +121,16 @@ def table(results: Dict[str, dict]) -> List[str]:
                      f"{100 * r['wrong_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | {r['jumps']} | "
                      f"{100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
     return lines
+
+
+def summary_section(path: str) -> List[str]:
+    """The table of a REDETECTION.md this command wrote, with its date and command, for RESULTS.md and the card."""
+    if not os.path.isfile(path):
+        return []
+    text = open(path).read().splitlines()
+    meta = [ln for ln in text if ln.startswith(("- date", "- command", "- sequences", "- defaults"))]
+    return ["## Re-detection: returns after the target left (`benchmarks/REDETECTION.md`, a separate run)", "", *meta,
+            "", *[ln for ln in text if ln.startswith("|")], ""]
 
 
 def main(argv=None):

@@ -73,7 +73,7 @@ def image_to_bgr(msg) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-DEFAULT_MAX_PIXELS = 4096 * 4096
+DEFAULT_MAX_PIXELS = 8192 * 4096   # the node's max_image_pixels default (params.py takes it from here)
 
 
 def declared_size(data: bytes):

@@ -8,6 +8,7 @@ from typing import List
 
 from ..backends import BACKEND_NAMES
 from ..tracking.tracker import TrackerParams
+from .image_conversion import DEFAULT_MAX_PIXELS
 
 REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 DEFAULT_MODEL = "dytrack_small"
@@ -38,7 +39,7 @@ class NodeParams:
     stale_after: float = 2.0                   # seconds without an image before /diagnostics reads STALE
     frame_buffer: int = 30                     # recent frames kept to match an init box's stamp
     log_results: bool = False                  # one log line per frame (box, stage, score, latency)
-    max_image_pixels: int = 33_554_432         # frames (declared size for compressed ones) above this are refused
+    max_image_pixels: int = DEFAULT_MAX_PIXELS         # frames (declared size for compressed ones) above this are refused
     min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
     future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
     max_init_frame_age: float = 2.0            # an init box is not applied to a frame older than its stamp by more

@@ -1,0 +1,56 @@
+"""The re-detection measurement: the camera-turns-away replay of a sequence and the scoring of returns."""
+import numpy as np
+
+from dytrack_ros.data.scenarios import turned_away
+from dytrack_ros.data.sequences import Sequence
+from dytrack_ros.evaluation.redetection import score_returns, summarize
+from dytrack_ros.tracking.tracker import LOST, TRACKING
+
+
+def walker(n=120, width=400):
+    """A white 20x30 square walking right across a dark 400x200 frame."""
+    frames, boxes = [], []
+    for i in range(n):
+        f = np.full((200, width, 3), 30, np.uint8)
+        x = 40 + 2 * i
+        f[80:110, x:x + 20] = 255
+        frames.append(f)
+        boxes.append([x, 80, 20, 30])
+    return Sequence("walker", frames, np.array(boxes, float))
+
+
+def test_turned_away_hides_the_target_then_shows_it_where_it_now_is():
+    seq = walker()
+    t = turned_away(seq, start=30, pan=5, hold=20, view=0.5)
+    assert t is not None and t.frame(0).shape == (200, 200, 3)
+    vis = t.visible_mask()
+    assert vis[:30].all() and not vis[36:55].any() and vis[65:].all()
+    for i in np.flatnonzero(vis):
+        x, y, w, h = t.boxes[i].round().astype(int)
+        patch = t.frame(i)[y + 2:y + h - 2, max(x, 0) + 2:x + w - 2]
+        assert patch.size and patch.min() == 255, i          # the ground truth lies on the target's pixels
+    assert turned_away(walker(n=40)) is None                  # too short for a turn and a return
+
+
+def test_returns_are_scored_as_found_late_wrong_or_missed():
+    seq = walker()
+    t = turned_away(seq, start=30, pan=5, hold=20, view=0.5)
+    vis = t.visible_mask()
+    back = int(np.flatnonzero(vis[1:] & ~vis[:-1])[0]) + 1
+    boxes = np.where(vis[:, None], t.boxes, 0.0)
+    states = np.where(vis, TRACKING, LOST)
+    result = {"boxes": boxes.copy(), "states": states.copy(), "ms": np.ones(len(t)), "redetected": np.zeros(len(t), bool)}
+    perfect = score_returns(result, t)
+    assert perfect["returns"] == 1 and perfect["delays"] == [0] and perfect["wrong"] == 0
+    late = dict(result, states=states.copy())
+    late["states"][back:back + 7] = LOST
+    assert score_returns(late, t)["delays"] == [7]
+    wrong = dict(result, states=np.full(len(t), TRACKING), redetected=np.zeros(len(t), bool))
+    wrong["redetected"][40] = True                            # a "re-detection" while the target is away
+    s = score_returns(wrong, t)
+    absent = int((~vis[1:]).sum())
+    assert s["wrong"] == absent and 0 < s["wrong_after_jump"] <= absent
+    missed = dict(result, states=np.where(np.arange(len(t)) < back, states, LOST))
+    assert score_returns(missed, t)["delays"] == [None]
+    total = summarize([score_returns(result, t), score_returns(missed, t)])
+    assert total["returns"] == 2 and total["reacquired"] == 0.5 and total["median_frames"] == 0

@@ -53,7 +53,7 @@ setup(
         "dytrack-benchmark = dytrack_ros.evaluation.benchmark:main",
         "dytrack-montage = dytrack_ros.evaluation.montage:main",
         "dytrack-bench-backends = dytrack_ros.evaluation.backend_speed:main",
-        "dytrack-bench-node = dytrack_ros.ros.node_latency:main",
+        "dytrack-bench-node = dytrack_ros.tools.node_latency:main",
         "dytrack-redetect-bench = dytrack_ros.evaluation.redetection:main",
         "dytrack-gpu-check = dytrack_ros.evaluation.gpu_check:main",
     ]},

@@ -10,7 +10,8 @@ import against LAYERS, the one list; the README's table follows it):
   data/       dataset readers, real-sequence inventory and splits, photo generator, the pair sampler
   training/   losses, trainer                                  (training and evaluation do not import each other)
   evaluation/ metrics, peer trackers, benchmark harness, tuning, model card, montage, backend speed
-  ros/        the ROS 2 node, its ROS-free scheduler, the video player, the reliability check, node latency
+  ros/        the ROS 2 node, its ROS-free session and scheduler, the video player, the target picker, dytrack-ctl
+  tools/      measuring tools that drive the node from outside: the reliability check, node latency
 """
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ LAYERS = {
     "training": ("contract", "model", "tracking", "data"),
     "evaluation": ("contract", "model", "tracking", "backends", "runtime", "data"),
     "ros": ("contract", "model", "tracking", "backends", "runtime", "data", "evaluation", "msg", "srv"),
+    "tools": ("contract", "model", "tracking", "backends", "runtime", "data", "evaluation", "ros", "msg", "srv"),
 }
 
 # The generated messages (dytrack_ros.msg) are installed by rosidl into site-packages/dytrack_ros, which may be

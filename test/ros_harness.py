@@ -126,7 +126,7 @@ class RosTestGraph:
         return False
 
     def image_msg(self, frame, stamp_ns, encoding="bgr8"):
-        from dytrack_ros.ros.qa import image_message
+        from dytrack_ros.tools.qa import image_message
         return image_message(frame, stamp_ns, encoding)
 
     def publish_frames(self, frames, t0_ns, period_s=1 / 15):
@@ -139,7 +139,7 @@ class RosTestGraph:
         return stamps
 
     def send_init(self, box, stamp_ns=0):
-        from dytrack_ros.ros.qa import box_message
+        from dytrack_ros.tools.qa import box_message
         self.init_pub.publish(box_message(box, stamp_ns))
 
     def wait_for(self, predicate, timeout=20.0):

@@ -121,7 +121,7 @@ def test_16_bit_colour(bgr):
 def test_compressed_frames_are_decoded_only_when_their_pixels_are_asked_for(bgr):
     import cv2
     from dytrack_ros.ros.image_conversion import CompressedFrame
-    from dytrack_ros.ros.qa import png_bomb
+    from dytrack_ros.tools.qa import png_bomb
     sizes = []
     good = CompressedImage(format="png")
     good.data = cv2.imencode(".png", cv2.resize(bgr, (64, 48)))[1].tobytes()

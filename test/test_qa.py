@@ -1,4 +1,4 @@
-"""The documented reliability check (python -m dytrack_ros.ros.qa) end to end: every case passes. Slow (about
+"""The documented reliability check (python -m dytrack_ros.tools.qa) end to end: every case passes. Slow (about
 2-3 minutes: two node processes and ten start-up refusals); run with `bash scripts/run_tests.sh -m slow`."""
 import pytest
 

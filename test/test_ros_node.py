@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, SHIPPED_MODEL, ros_env
 from dytrack_ros.contract import Manifest
 from dytrack_ros.evaluation.metrics import box_iou
-from dytrack_ros.ros.qa import jpeg_bomb, png_bomb
+from dytrack_ros.tools.qa import jpeg_bomb, png_bomb
 from ros_harness import FRAME_PERIOD_NS, NodeProcess, RosTestGraph, node_command
 
 SHIPPED_STAGES = Manifest.read(SHIPPED_MODEL).num_stages
@@ -88,33 +88,27 @@ def test_bad_messages_are_logged_and_the_node_keeps_running(graph, heldout_seque
     short.step = 100
     trunc = graph.image_msg(frames[0], t0)
     trunc.data = bytes(trunc.data)[: len(trunc.data) // 2]
-    for msg in (bad, short, trunc):   # spaced out: the node keeps only the newest image, by design
-        graph.image_pub.publish(msg)
-        time.sleep(0.3)
-    for box in ([10, 10, 0, 20], [10, 10, -5, 20], [math.nan, 10, 20, 20]):
-        graph.send_init(box)
-        time.sleep(0.2)
+    log = graph.tracker
+    image = graph.image_pub.publish
     tiny = graph.image_msg(np.zeros((8, 8, 3), np.uint8), t0)
     strip = graph.image_msg(np.zeros((8, 1000, 3), np.uint8), t0)
-    for msg in (tiny, strip):
-        graph.image_pub.publish(msg)
-        time.sleep(0.3)
-    graph.image_pub.publish(graph.image_msg(frames[0], t0))
-    time.sleep(0.3)
-    graph.send_init([0, 0, 1e30, 1e30])               # larger than the frame: refused, not clipped to it
-    time.sleep(0.3)
-    graph.send_init([10, 10, 20, 20], stamp_ns=time.time_ns() + 3600 * 10 ** 9)   # an hour ahead
-    time.sleep(0.3)
-    graph.send_init([10, 10, 20, 20], stamp_ns=10 ** 9)                             # before every frame kept
-    time.sleep(0.3)
-    graph.send_init([5000, 5000, 30, 30])             # out of frame: rejected when applied to the frame
-    log = graph.tracker
-    assert log.wait_for_output("lies outside the 480x360 image"), log.output()
-    out = log.output()
-    for text in ("unsupported image encoding '32FC1'", "step 100 is smaller", "truncated",
-                 "width and height", "must be finite", "8x8 is smaller than 32 px", "1000x8 is smaller",
-                 "larger than the 480x360 image", "in the future", "stamped before every buffered frame"):
-        assert text in out, text
+    # one at a time, each answered by its log line before the next (the node keeps only the newest image, by design)
+    steps = [(lambda: image(bad), "unsupported image encoding '32FC1'"), (lambda: image(short), "step 100 is smaller"),
+             (lambda: image(trunc), "truncated"), (lambda: graph.send_init([10, 10, 0, 20]), "width and height"),
+             (lambda: graph.send_init([math.nan, 10, 20, 20]), "must be finite"),
+             (lambda: image(tiny), "8x8 is smaller than 32 px"), (lambda: image(strip), "1000x8 is smaller"),
+             (lambda: graph.send_init([10, 10, 20, 20], stamp_ns=time.time_ns() + 3600 * 10 ** 9), "in the future")]
+    for send, text in steps:
+        send()
+        assert log.wait_for_output(text, 10), (text, log.output())
+    seen = len(log.output())
+    image(graph.image_msg(frames[0], t0))
+    assert graph.wait_for(lambda g: g.diagnostics and int(g.diagnostics[-1]["frames_received"]) >= 1, 10)
+    for box, stamp, text in (([0, 0, 1e30, 1e30], 0, "larger than the 480x360 image"),      # refused, not clipped
+                             ([10, 10, 20, 20], 10 ** 9, "stamped before every buffered frame"),
+                             ([5000, 5000, 30, 30], 0, "lies outside the 480x360 image")):  # refused when applied
+        graph.send_init(box, stamp_ns=stamp)
+        assert log.wait_for_output(text, 10), (text, log.output()[seen:])
     assert graph.tracker.proc.poll() is None, "node died"
     n = len(graph.targets)
     graph.send_init(boxes[0], stamp_ns=t0)
@@ -158,10 +152,14 @@ def test_reset_service_stops_tracking(graph, heldout_sequence):
     # consumers are told at once (a follow controller must not keep acting on the last TRACKING message)
     assert graph.wait_for(lambda g: g.targets and g.targets[-1].state == g.targets[-1].STATE_IDLE, 5)
     n = len(graph.targets)
+    received = int(graph.diagnostics[-1]["frames_received"]) if graph.diagnostics else 0
+    processed = int(graph.diagnostics[-1]["frames_processed"]) if graph.diagnostics else 0
     graph.publish_frames(heldout_sequence[0][:5], 4_000 * 1_000_000_000)
-    time.sleep(1.0)
+    # the node says it got the frames (an event, not a pause): none of them was tracked
+    assert graph.wait_for(lambda g: int(g.diagnostics[-1]["frames_received"]) >= received + 5, 10)
+    d = graph.diagnostics[-1]
+    assert d["state"] == "idle" and int(d["frames_processed"]) == processed
     assert len(graph.targets) == n, "no results while idle"
-    assert graph.wait_for(lambda g: g.diagnostics and g.diagnostics[-1]["state"] == "idle", 5)
 
 
 def test_flood_drops_stale_frames_with_bounded_memory(graph, heldout_sequence):

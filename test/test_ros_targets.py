@@ -16,7 +16,7 @@ def tracking_results(g):
 def test_latched_box_before_start_and_default_qos_box_after_both_start_tracking_once(tmp_path, tiny_bundle,
                                                                                      heldout_sequence):
     from dytrack_ros.msg import TargetBox
-    from dytrack_ros.ros.qa import box_message
+    from dytrack_ros.tools.qa import box_message
 
     frames, boxes = heldout_sequence
     namespace = "/targets_latched"
@@ -60,7 +60,7 @@ def served(tmp_path_factory, tiny_bundle):
 
 
 def set_target(g, box, stamp_ns=0):
-    from dytrack_ros.ros.qa import box_message
+    from dytrack_ros.tools.qa import box_message
     from dytrack_ros.srv import SetTarget
     req = SetTarget.Request()
     req.box = box_message(box, stamp_ns)
@@ -153,7 +153,7 @@ def test_a_set_target_call_waiting_for_its_frame_does_not_stop_the_images(tmp_pa
     """A box stamped 2 s after every frame the node has waits for a frame of its time (max_init_frame_age); while the
     call waits, images are taken and tracked (a single-threaded executor would hold them back, the box's frame would
     never come in, and the call would give up after 5 s)."""
-    from dytrack_ros.ros.qa import box_message
+    from dytrack_ros.tools.qa import box_message
     from dytrack_ros.srv import SetTarget
     frames, boxes = heldout_sequence
     t0, step = 4 * 10**12, 250_000_000                    # frames 0.25 s apart

@@ -230,7 +230,7 @@ def node_check(model_dir: str) -> Check:
     if importlib.util.find_spec("rclpy") is None:
         return Check("node, backend tensorrt", "SKIP", "rclpy is not installed (scripts/setup.sh installs it)")
     out = os.path.join(tempfile.mkdtemp(), "node.md")
-    proc = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.node_latency", "--model", model_dir, "--backend",
+    proc = subprocess.run([sys.executable, "-m", "dytrack_ros.tools.node_latency", "--model", model_dir, "--backend",
                            "tensorrt", "--out", out], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 or not os.path.isfile(out):
         return Check("node, backend tensorrt", "FAIL", "dytrack-bench-node failed: " + proc.stderr.strip()[-400:])

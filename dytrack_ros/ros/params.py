@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 from ..backends import BACKEND_NAMES
 from ..tracking.tracker import TrackerParams
@@ -172,3 +172,74 @@ def validate_thresholds(values, num_stages: int) -> None:
 def validate_lost_threshold(v: float) -> None:
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise ParameterError(f"lost_threshold={v}: must be in 0..1")
+
+
+# ---- declaring them on a node, and run-time changes ------------------------------------------------------------
+def parameter_descriptor(name: str, default):
+    """Description and range (rqt_reconfigure draws sliders from the range) from DESCRIPTIONS."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    text, bounds = DESCRIPTIONS[name]
+    desc = ParameterDescriptor(description=text, read_only=name not in NodeParams.RUNTIME_CHANGEABLE,
+                               dynamic_typing=isinstance(default, float))
+    if bounds is not None and isinstance(default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]))]
+    elif bounds is not None and isinstance(default, int) and not isinstance(default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]))]
+    return desc
+
+
+def declare_parameters(node) -> NodeParams:
+    """Every parameter but exit_thresholds (its default is the model's: declare_thresholds) declared on the node."""
+    p = NodeParams()
+    for name, default in vars(NodeParams()).items():
+        if name == "exit_thresholds":
+            continue
+        # real-valued parameters take integers too (`lost_threshold: 0` in YAML, `ros2 param set ... 0`)
+        value = node.declare_parameter(name, default, parameter_descriptor(name, default)).value
+        setattr(p, name, as_float(name, value) if isinstance(default, float) else value)
+    return p
+
+
+def declare_thresholds(node, p: NodeParams, manifest) -> List[float]:
+    """Declared on the first configure, with the model's calibrated thresholds as the default."""
+    from rcl_interfaces.msg import ParameterDescriptor
+    if node.has_parameter("exit_thresholds"):
+        values = as_float_list("exit_thresholds", node.get_parameter("exit_thresholds").value) or \
+            manifest.exit_thresholds
+    else:
+        desc = ParameterDescriptor(description=DESCRIPTIONS["exit_thresholds"][0], dynamic_typing=True)
+        values = as_float_list("exit_thresholds", node.declare_parameter(
+            "exit_thresholds", manifest.exit_thresholds, desc).value)
+    p.exit_thresholds = values
+    return values
+
+
+def apply_changes(changes, p: NodeParams, tracker) -> Optional[str]:
+    """Run-time parameter changes (name, value pairs) checked as a whole, then applied to p and the tracker;
+    returns the reason when refused. The worker may be mid-frame: each assignment replaces a whole value, so it sees
+    old or new, never half."""
+    try:
+        values = {}
+        for name, value in changes:
+            if name == "exit_thresholds":
+                values[name] = as_float_list(name, value)
+                validate_thresholds(values[name], tracker.num_stages if tracker else 0)
+            elif name == "lost_threshold":
+                values[name] = as_float(name, value)
+                validate_lost_threshold(values[name])
+            else:
+                values[name] = value
+        for name, value in values.items():
+            if name == "exit_thresholds" and tracker is not None:
+                tracker.set_thresholds(value)
+            elif name == "lost_threshold" and tracker is not None:
+                tracker.params.lost_threshold = value
+            if hasattr(p, name):
+                setattr(p, name, value)
+    except (ParameterError, ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+# node parameters that are the tracker's own settings (copied onto TrackerParams at configure)
+TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames")

@@ -16,9 +16,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
-Frame = Tuple[int, Any, Any, float]          # (stamp ns, header, image, receive time)
+
+class Frame(NamedTuple):
+    """A buffered camera frame."""
+    stamp_ns: int          # the image header's stamp
+    header: Any            # the ROS header, copied into every output for this frame
+    image: Any             # BGR pixels, or a CompressedFrame the worker decodes if it gets to it
+    received: float        # time.perf_counter() when the callback stored it
+
+
 MATCH_TOLERANCE_NS = 1_000_000_000           # a box may name a frame up to 1 s before the oldest one kept
 
 
@@ -162,7 +170,7 @@ class Scheduler:
         with self._cv:
             replaced = self._latest is not None
             self._dropped += int(replaced)
-            self._latest = (stamp_ns, header, image, received)
+            self._latest = Frame(stamp_ns, header, image, received)
             self._recent.append(self._latest)
             self._cv.notify()
             return replaced

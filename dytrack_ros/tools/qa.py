@@ -1,7 +1,7 @@
 """Reliability check: drive a real tracker node from another process with hostile and faulty input, a flood
 and a short soak, and write a table (machine, date) of what it survived.
 
-    python -m dytrack_ros.ros.qa --out benchmarks/RELIABILITY.md [--soak 60] [--model DIR]
+    python -m dytrack_ros.tools.qa --out benchmarks/RELIABILITY.md [--soak 60] [--model DIR]
 
 For every case: the node must still run, must log the reason for what it refused, and the good frames sent
 after the bad input must all be answered (none lost). Start-up refusals (bad parameter sets, broken model
@@ -50,7 +50,7 @@ def node_cmd(namespace, params, params_file=os.path.join(ROOT, "config", "tracke
 def image_message(frame, stamp_ns, encoding="bgr8", frame_id="cam"):
     """A sensor_msgs/Image of a BGR frame with the given stamp (`encoding` may lie, to test refusals)."""
     from sensor_msgs.msg import Image
-    from .image_conversion import bgr_to_image
+    from ..ros.image_conversion import bgr_to_image
     msg = bgr_to_image(frame, None, Image)
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
     msg.header.frame_id = frame_id
@@ -610,7 +610,7 @@ def main(argv=None):
              "target-picker cases: the picker; for recorded-data cases: the player refused (non-zero exit) and "
              "'reason logged' means one clear line, no traceback. Safety cases: 'reason logged' means the node did "
              "what is expected (named in the case).",
-             f"- command: `python -m dytrack_ros.ros.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
+             f"- command: `python -m dytrack_ros.tools.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
              "- each case: does the node survive, does it log (or answer) the reason, are the good frames sent right "
              "after it all answered? Start-up cases: does the node refuse to start with a clear message and no "
              "traceback?", "",

@@ -1,0 +1,306 @@
+"""What the tracker node does between a frame coming in and a result going out, without ROS: checking inputs,
+the worker thread that initialises and tracks, how long the target has been lost, refusals logged at a bounded
+rate, and the diagnostics values. The node (node.py) declares parameters, wires topics and services to this, and
+turns what it hands back into messages; the ordering rules live in scheduler.py.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
+from ..tracking.tracker import TrackResult
+from .image_conversion import CompressedFrame, ImageConversionError
+from .params import TRACKER_SETTINGS, NodeParams
+from .scheduler import Frame, InitRequest, ResetMemory, Scheduler
+from .stats import RollingStats
+
+SET_TARGET_WAIT_S = 5.0       # how long a ~/set_target call waits for its box to be applied
+
+
+def load_tracker(p: NodeParams, model_path: str, thresholds):
+    """The tracker the parameters describe, warmed up on a grey image (graph optimisation and allocation happen now,
+    not on the first camera frame) and reset."""
+    from ..runtime import build_tracker
+    tracker = build_tracker(model_path, p.backend, p.device, p.threads, thresholds=thresholds,
+                            search_factor=p.search_factor or None, lost_threshold=p.lost_threshold, fp16=p.fp16)
+    for name in TRACKER_SETTINGS:
+        setattr(tracker.params, name, getattr(p, name))
+    size = max(64, p.min_image_side)
+    grey = np.full((size, size, 3), 127, np.uint8)
+    tracker.initialize(grey, [size / 4, size / 4, size / 2, size / 2])
+    tracker.track(grey)
+    tracker.reset()
+    return tracker
+
+
+def make_scheduler(p: NodeParams, node_name: str, warn: Callable[[str], None], now_ns: Callable[[], int]):
+    """The scheduler the parameters describe, with the reset memory of this node's name."""
+    tolerance_ns = int(p.future_tolerance * 1e9)
+    memory = ResetMemory(state_file(p.state_dir, node_name), warn, now_ns, tolerance_ns)
+    return Scheduler(p.frame_buffer, memory, log=warn, stale_after=p.stale_after, now_ns=now_ns,
+                     future_tolerance_ns=tolerance_ns, max_frame_age_ns=int(p.max_init_frame_age * 1e9))
+
+
+class BadMessageLog:
+    """Log why a message was dropped. Every refusal is logged, up to 10 lines per kind of input in 2 s; past that
+    (a broken camera at 300 Hz) the lines are counted and the count is logged with the next one."""
+
+    def __init__(self, log_error: Callable[[str], None], stats: Optional[RollingStats] = None):
+        self.log_error, self.stats = log_error, stats
+        self._windows = {}                    # kind of input -> (window start, lines logged, suppressed)
+        self._lock = threading.Lock()
+
+    def __call__(self, what: str, exc: Exception) -> None:
+        if self.stats is not None:
+            self.stats.bad_message()
+        now = time.monotonic()
+        with self._lock:
+            start, lines, suppressed = self._windows.get(what, (now, 0, 0))
+            if now - start >= 2.0:
+                start, lines = now, 0
+            if lines >= 10:
+                self._windows[what] = (start, lines, suppressed + 1)
+                return
+            self._windows[what] = (start, lines + 1, 0)
+        more = f" ({suppressed} more dropped {what} messages not logged)" if suppressed else ""
+        self.log_error(f"dropped {what}: {exc}{more}")
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def received_ns(info) -> int:
+    """When DDS received a message (system clock, ns): orders messages of different topics by arrival."""
+    return int(info["received_timestamp"]) if info and info.get("received_timestamp") else 0
+
+
+def check_frame_size(width: int, height: int, p: NodeParams) -> None:
+    if width * height > p.max_image_pixels:
+        raise ImageConversionError(f"{width}x{height} pixels is over the limit of {p.max_image_pixels} "
+                                   "(parameter max_image_pixels)")
+    if min(width, height) < p.min_image_side:
+        raise ImageConversionError(f"{width}x{height} is smaller than {p.min_image_side} px on a side "
+                                   "(parameter min_image_side): not a camera frame")
+
+
+def box_request(box, stamp_ns: int, now_ns: int, future_tolerance: float, order_ns: int = 0,
+                reply=None) -> InitRequest:
+    """An init request from a box, or InvalidBoxError with the reason it cannot be one."""
+    box = [float(v) for v in box]
+    if not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        raise InvalidBoxError(f"box {box} must be finite with positive width and height")
+    ahead = (stamp_ns - now_ns) / 1e9
+    if stamp_ns and ahead > future_tolerance:
+        raise InvalidBoxError(f"box {box} is stamped {ahead:.1f} s in the future (tolerance "
+                              f"{future_tolerance:g} s, parameter future_tolerance): clocks out of sync?")
+    return InitRequest(tuple(box), stamp_ns, time.perf_counter(), order_ns, reply)
+
+
+def state_file(state_dir: str, node_name: str) -> str:
+    """Where the last reset is remembered across restarts (parameter state_dir; one file per node name)."""
+    folder = os.path.expanduser(state_dir or os.path.join(os.environ.get("ROS_HOME", os.path.join("~", ".ros")),
+                                                          "dytrack_ros"))
+    return os.path.join(folder, node_name.strip("/").replace("/", "__") + ".json")
+
+
+@dataclass
+class Outcome:
+    """One tracked frame, for the node to publish."""
+    frame: Frame
+    result: TrackResult
+    latency_ms: float          # frame received -> result ready
+    lost_seconds: float        # since the last TRACKING frame (image stamps), 0 unless LOST
+    dropped: int               # frames replaced before they were processed, since the last result
+    camera_latency_ms: float   # image stamp -> result ready, on the node's clock (NaN when the stamp is 0)
+
+    def log_line(self, num_stages: int) -> str:
+        r, stamp = self.result, self.frame.header.stamp
+        return (f"t={stamp.sec}.{stamp.nanosec:09d} box=[{r.box[0]:.1f}, {r.box[1]:.1f}, {r.box[2]:.1f}, "
+                f"{r.box[3]:.1f}] stage={r.stages_run}/{num_stages} score={r.score:.2f} state={STATE_NAMES[r.state]} "
+                f"inference={r.inference_ms:.1f}ms latency={self.latency_ms:.1f}ms")
+
+
+class TrackingSession:
+    """One active period of the node: the worker thread that takes the scheduler's work (reset, init, newest frame)
+    to the tracker and hands each result to `publish(outcome)`; `idle()` is called when tracking stops."""
+
+    def __init__(self, tracker, scheduler: Scheduler, stats: RollingStats, publish: Callable[[Outcome], None],
+                 idle: Callable[[], None], log_info: Callable[[str], None], log_warning: Callable[[str], None],
+                 log_error: Callable[[str], None], bad: BadMessageLog, running: Callable[[], bool] = lambda: True,
+                 now_ns: Callable[[], int] = time.time_ns):
+        self.tracker, self.scheduler, self.stats = tracker, scheduler, stats
+        self.publish, self.idle, self.bad = publish, idle, bad
+        self.log_info, self.log_warning, self.log_error = log_info, log_warning, log_error
+        self.ok_to_report = running           # False at shutdown: a failing publish is not worth a log line
+        self.now_ns = now_ns                  # the node's clock (sim time with use_sim_time)
+        self.target_id = 0                    # counts accepted init boxes: a detection's id changes with the target
+        self._last_tracked: Optional[float] = None
+        self._last_search = None              # (area searched, time) at the last diagnostics
+        self._running = False
+        self._thread: Optional[threading.Thread] = None
+
+    # ---- the worker ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._work, name="dytrack-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self.scheduler.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+    def _work(self) -> None:
+        while self._running:
+            try:
+                work = self.scheduler.next_work(timeout=0.5)
+                if work is None:
+                    continue
+                if work.reset:
+                    self.tracker.reset()
+                    self.idle()
+                if work.init is not None:
+                    init_frame = self.decoded(work.init_frame)
+                    if work.init_frame is None or init_frame is not None:
+                        self._initialize(work.init, init_frame, work.init_refusal)
+                    elif work.init.reply is not None:
+                        work.init.reply(False, "the frame this box was drawn on could not be decoded")
+                latest = self.decoded(work.frame)
+                if latest is not None and self.tracker.state != IDLE:
+                    self._track(latest, work.dropped)
+            except Exception as exc:  # the node must never die on one bad frame
+                if self._running and self.ok_to_report():
+                    self.log_error(f"tracking step failed: {type(exc).__name__}: {exc}")
+
+    def decoded(self, frame: Optional[Frame]) -> Optional[Frame]:
+        """A buffered frame with its pixels (compressed frames are decoded here); None when they cannot be."""
+        if frame is None or not isinstance(frame.image, CompressedFrame):
+            return frame
+        try:
+            return frame._replace(image=frame.image.pixels())
+        except ImageConversionError as exc:
+            self.bad("compressed image", exc)
+            return None
+
+    def _initialize(self, req: InitRequest, frame: Optional[Frame], refusal: str = "") -> None:
+        reply = req.reply or (lambda ok, text: None)
+        if frame is None:
+            exc = InvalidBoxError(f"box {list(req.box)} refused: {refusal}")
+            reply(False, str(exc))
+            return self.bad("init box", exc)
+        try:
+            box = self.tracker.initialize(frame.image, list(req.box))
+        except InvalidBoxError as exc:
+            reply(False, str(exc))
+            return self.bad("init box", exc)
+        self.target_id += 1
+        self._last_tracked = None
+        h, w = frame.image.shape[:2]
+        if not np.allclose(box, req.box):
+            self.log_warning(f"init box {list(req.box)} reaches outside the {w}x{h} image: clipped to "
+                             f"{np.round(box, 1).tolist()}")
+        stamp = frame.header.stamp
+        done = f"initialised on frame {stamp.sec}.{stamp.nanosec:09d} with box {np.round(box, 1).tolist()}"
+        self.log_info(done)
+        reply(True, done)
+
+    def _track(self, frame: Frame, dropped: int) -> None:
+        r = self.tracker.track(frame.image)
+        latency_ms = (time.perf_counter() - frame.received) * 1000.0
+        seen = frame.stamp_ns / 1e9 if frame.stamp_ns else frame.received
+        if r.state != LOST or self._last_tracked is None:
+            self._last_tracked = seen
+        lost_seconds = max(seen - self._last_tracked, 0.0) if r.state == LOST else 0.0
+        self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
+        if r.redetected:
+            self.log_info(f"target found again after {lost_seconds:.1f} s lost, at {np.round(r.box, 1).tolist()} "
+                          f"(score {r.score:.2f})")
+        camera_ms = (self.now_ns() - frame.stamp_ns) / 1e6 if frame.stamp_ns else float("nan")
+        self.publish(Outcome(frame, r, latency_ms, lost_seconds, dropped, camera_ms))
+
+    # ---- requests from callbacks ------------------------------------------------------------------------------
+    def init_box(self, make_request: Callable[[], InitRequest]) -> None:
+        """A box from the init topic: queued, or logged with the reason it is not."""
+        try:
+            req = make_request()
+        except InvalidBoxError as exc:
+            return self.bad("init box", exc)
+        refused = self.scheduler.put_init(req)
+        if refused:
+            return self.bad("init box", InvalidBoxError(f"box {list(req.box)} ignored: {refused}"))
+        if not self.scheduler.has_frames:
+            self.log_warning("init box received before any image: tracking starts with the first image")
+
+    def set_target(self, make_request: Callable[[Callable[[bool, str], None]], InitRequest],
+                   image_topic: str) -> tuple:
+        """Queue a box and wait until the worker applied or refused it: (success, message). Blocks the calling
+        (service) thread only."""
+        if not self.scheduler.has_frames:
+            return False, f"no image received yet on {image_topic}"
+        done, outcome = threading.Event(), []
+        try:
+            req = make_request(lambda ok, text: (outcome.append((ok, text)), done.set()))
+        except InvalidBoxError as exc:
+            return False, str(exc)
+        refused = self.scheduler.put_init(req)
+        if refused:
+            return False, f"box {list(req.box)} refused: {refused}"
+        if not done.wait(timeout=SET_TARGET_WAIT_S):
+            if self.scheduler.cancel(req):    # an answered failure must not be applied later
+                return False, (f"the box was not applied within {SET_TARGET_WAIT_S:g} s (no fresh frame, or the node "
+                               "is overloaded); it was withdrawn: send it again")
+            done.wait(timeout=2.0)            # the worker took it meanwhile: answer what happened
+            if not outcome:
+                return False, f"the box was taken but not answered within {SET_TARGET_WAIT_S + 2:g} s"
+        return outcome[0]
+
+    # ---- diagnostics -----------------------------------------------------------------------------------------
+    def diagnostics(self, backend: str, image_topic: str, stale_after: float, lost_in_transport: int) -> tuple:
+        """(level 'OK' | 'WARN' | 'STALE', message, key -> value strings) for /diagnostics."""
+        s = self.stats.snapshot()
+        state = self.tracker.state
+        level = "OK" if state == TRACKING else "WARN"
+        message = {IDLE: "waiting for an init box", TRACKING: "tracking", LOST: "target lost"}[state]
+        record_error = self.scheduler.memory.write_error
+        if record_error:                      # a restarted node would not know of the last reset
+            level, message = "WARN", message + "; the last reset could not be recorded on disk"
+        silent = s["seconds_since_last_frame"]
+        if silent > stale_after:              # a dead camera must not look healthy
+            level = "STALE"
+            message = ("no image received yet" if silent == float("inf") else f"no image for {silent:.1f} s") + \
+                f" on {image_topic}"
+        values = {"state": STATE_NAMES[state], "backend": backend, "fps": f"{s['fps']:.2f}",
+                  "input_fps": f"{s['input_fps']:.2f}",
+                  "seconds_since_last_frame": "never" if silent == float("inf") else f"{silent:.2f}",
+                  "latency_p50_ms": f"{s['latency_p50_ms']:.2f}", "latency_p95_ms": f"{s['latency_p95_ms']:.2f}",
+                  "inference_p50_ms": f"{s['inference_p50_ms']:.2f}", "inference_p95_ms": f"{s['inference_p95_ms']:.2f}",
+                  "exit_stage_histogram": ",".join(str(c) for c in s["exit_histogram"]),
+                  "mean_stages": f"{s['mean_stages']:.2f}", "frames_received": str(s["received"]),
+                  "frames_processed": str(s["processed"]), "frames_dropped": str(s["dropped"]),
+                  "frames_lost_in_transport": str(lost_in_transport), "bad_messages": str(s["bad"]),
+                  "reset_record": record_error or "ok",
+                  "exit_thresholds": ",".join(f"{t:g}" for t in self.tracker.params.thresholds),
+                  **self._redetection_values()}
+        return level, message, values
+
+    def _redetection_values(self) -> dict:
+        """Whole-frame search counters since the tracker was built, and the image area it covered per second lately."""
+        st = self.tracker.search.stats
+        now = time.monotonic()
+        per_second = 0.0
+        if self._last_search is not None:
+            area, then = self._last_search
+            per_second = (st.area_searched - area) / max(now - then, 1e-6)
+        self._last_search = (st.area_searched, now)
+        return {"redetect": str(self.tracker.params.redetect).lower(), "redetect_windows_run": str(st.windows),
+                "redetect_candidates": str(st.candidates), "redetect_refused_by_memory": str(st.refused_by_memory),
+                "reacquisitions": str(st.reacquired), "redetect_frames_covered_per_second": f"{per_second:.2f}"}

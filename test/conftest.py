@@ -52,6 +52,23 @@ def tiny_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_first_exit_bundle(tmp_path_factory):
+    """The shipped design, small: NanoTrack v2's stem and head as the first exit (published weights, shipped under
+    models/third_party), then two small transformer stages (freshly initialised), exported like a release."""
+    import torch
+    from dytrack_ros.backends.export import export_model
+    from dytrack_ros.model import DyTrackNet, save_checkpoint
+    torch.manual_seed(0)
+    cfg = tiny_config(stem="nanotrack_v2", first_exit="nanotrack_v2", template_size=128, search_size=256,
+                      stem_channels=48, depth=2, stage_ends=(1, 2))
+    model = DyTrackNet(cfg).eval()
+    out = str(tmp_path_factory.mktemp("tiny_first_exit_bundle"))
+    save_checkpoint(os.path.join(out, "model.pt"), model)
+    export_model(model, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def heldout_sequence(heldout_photos):
     from dytrack_ros.data.synthetic import SequenceSpec, make_sequence
     return make_sequence(heldout_photos, seed=12345, spec=SequenceSpec(length=40, distractors=0, occlusion=False))

@@ -49,6 +49,17 @@ def test_onnxruntime_matches_torch_on_every_stage(tiny_bundle, seed):
     assert compare_with_torch(backend, model, t, s) < TOLERANCE
 
 
+@pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
+def test_backends_match_torch_on_the_shipped_design(tiny_first_exit_bundle, kind):
+    """The first exit (NanoTrack v2's head on its stem) and the transformer stages behind it, as shipped."""
+    if importlib.util.find_spec(kind) is None:
+        pytest.skip(f"{kind} not installed")
+    model, t, s = real_crops(tiny_first_exit_bundle, 2)
+    backend = create_backend(kind, tiny_first_exit_bundle)
+    assert backend.num_stages == 3 and model.cfg.first_exit == "nanotrack_v2"
+    assert compare_with_torch(backend, model, t, s) < TOLERANCE
+
+
 def test_openvino_matches_torch(tiny_bundle):
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("openvino not installed (optional CPU backend: pip install openvino)")

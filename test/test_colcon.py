@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ROOT, ros_env
-from ros_harness import RosTestGraph, stop_process
+from ros_harness import FRAME_PERIOD_NS, RosTestGraph, stop_process
 
 PACKAGE_FILES = ("package.xml", "CMakeLists.txt", "msg", "srv", "dytrack_ros", "launch", "config", "models", "scripts")
 VENV = os.path.dirname(os.path.dirname(sys.executable))
@@ -86,9 +86,12 @@ def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):
     try:
         assert g.wait_for_subscriber(), log_path.read_text()
         g.send_init(list(boxes[0]), stamp_ns=10**12)
-        g.publish_frames(frames[:12], 10**12)
-        assert g.wait_for(lambda gr: sum(m.state == m.STATE_TRACKING for m in gr.targets) >= 5, 20), \
-            log_path.read_text()
+        tracked = lambda gr: sum(m.state == m.STATE_TRACKING for m in gr.targets) >= 5
+        for start in range(0, len(frames), 10):   # best-effort images may be lost under load: more until 5 come back
+            g.publish_frames(frames[start:start + 10], 10**12 + start * FRAME_PERIOD_NS)
+            if g.wait_for(tracked, 5):
+                break
+        assert g.wait_for(tracked, 5), (log_path.read_text(), [(m.state, m.score) for m in g.targets])
         out = log_path.read_text()
         # the model came from the installed share folder, found through the ament index
         assert f"{workspace}/install/dytrack_ros/share/dytrack_ros/models/dytrack_small" in out, out

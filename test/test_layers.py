@@ -109,3 +109,31 @@ def test_one_version_number():
     xml = open(os.path.join(os.path.dirname(PACKAGE), "package.xml")).read()
     assert re.search(r"<version>([^<]+)</version>", xml).group(1) == dytrack_ros.__version__
     assert "version=package_version()" in open(os.path.join(os.path.dirname(PACKAGE), "setup.py")).read()
+
+
+def test_parameters_are_specified_once_and_every_copy_agrees():
+    """params.NodeParams (defaults) + DESCRIPTIONS (text, range) are the spec; validate() enforces those ranges, and
+    config/tracker.yaml and the README table list the same names with the same defaults."""
+    import math
+    import yaml
+    from dytrack_ros.ros.params import DESCRIPTIONS, NodeParams, ParameterError, validate
+    defaults = vars(NodeParams())
+    assert set(defaults) == set(DESCRIPTIONS)
+    root = os.path.dirname(PACKAGE)
+    yaml_values = yaml.safe_load(open(os.path.join(root, "config", "tracker.yaml")))["/**"]["ros__parameters"]
+    assert set(yaml_values) == set(defaults) - {"exit_thresholds"}        # that one defaults to the model's
+    for name, value in yaml_values.items():
+        assert value == defaults[name], name
+    readme = open(os.path.join(root, "README.md")).read().split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    for name, value in defaults.items():
+        assert f"`{name}`" in readme, f"README parameter table lacks {name}"
+    for name, (_, bounds) in DESCRIPTIONS.items():
+        if bounds is None:
+            continue
+        for bad in (bounds[0] - 1, bounds[1] + 1, math.nan):
+            p = NodeParams()
+            setattr(p, name, type(defaults[name])(bad) if not math.isnan(bad) else bad)
+            if isinstance(defaults[name], int) and math.isnan(bad):
+                continue
+            with pytest.raises(ParameterError, match=name):
+                validate(p)

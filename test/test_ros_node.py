@@ -151,9 +151,11 @@ def test_reset_service_stops_tracking(graph, heldout_sequence):
     assert r.success
     # consumers are told at once (a follow controller must not keep acting on the last TRACKING message)
     assert graph.wait_for(lambda g: g.targets and g.targets[-1].state == g.targets[-1].STATE_IDLE, 5)
+    # a diagnostics message from after the reset is the baseline (one from before may miss the last frames tracked)
+    assert graph.wait_for(lambda g: g.diagnostics and g.diagnostics[-1]["state"] == "idle", 5)
     n = len(graph.targets)
-    received = int(graph.diagnostics[-1]["frames_received"]) if graph.diagnostics else 0
-    processed = int(graph.diagnostics[-1]["frames_processed"]) if graph.diagnostics else 0
+    received = int(graph.diagnostics[-1]["frames_received"])
+    processed = int(graph.diagnostics[-1]["frames_processed"])
     graph.publish_frames(heldout_sequence[0][:5], 4_000 * 1_000_000_000)
     # the node says it got the frames (an event, not a pause): none of them was tracked
     assert graph.wait_for(lambda g: int(g.diagnostics[-1]["frames_received"]) >= received + 5, 10)
@@ -302,18 +304,32 @@ def test_reset_then_init_is_never_lost_and_a_reset_outlives_a_restart(tmp_path, 
             while reset_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             t = 7_000 * 1_000_000_000
-            g.image_pub.publish(g.image_msg(frames[0], t))
-            time.sleep(0.3)
+
+            def frames_until_a_result(first):
+                """Frames (best effort: some may not arrive) until one comes back tracked: an idle node answers none."""
+                nonlocal t
+                end = time.monotonic() + 10
+                while time.monotonic() < end:
+                    t += FRAME_PERIOD_NS
+                    g.image_pub.publish(g.image_msg(frames[first % 5], t))
+                    if g.wait_for(lambda g: any(stamp_of(m) == t for m in g.targets), 0.3):
+                        return True
+                return False
+
+            end = time.monotonic() + 10                     # the node has a frame (best effort: sent until it has)
+            while not g.wait_for(lambda g: g.diagnostics and int(g.diagnostics[-1]["frames_received"]) > 0, 0.5):
+                g.image_pub.publish(g.image_msg(frames[0], t))
+                assert time.monotonic() < end, node.output()
             for trial in range(20):
+                inits = node.output().count("initialised on frame")
                 reset_pub.publish(Empty())
                 g.send_init(boxes[0], stamp_ns=0)          # right behind the reset, as an operator re-picks
-                time.sleep(0.15)
-                for k in range(2):   # the box goes to the first frame, the second one gets tracked
-                    t += FRAME_PERIOD_NS
-                    g.image_pub.publish(g.image_msg(frames[1 + (trial + k) % 5], t))
-                    time.sleep(0.1)
-                # any result for the last frame means a target was set (an idle node publishes none)
-                assert g.wait_for(lambda g: any(stamp_of(m) == t for m in g.targets), 5), f"init lost in trial {trial}"
+                # the box goes to a fresh frame (the newest, or the next), then the next frames are tracked
+                assert frames_until_a_result(1 + trial), f"init lost in trial {trial}: " + node.output()[-2000:]
+                end = time.monotonic() + 5                  # the log line may reach the file a little later
+                while node.output().count("initialised on frame") < inits + 1 and time.monotonic() < end:
+                    time.sleep(0.05)
+                assert node.output().count("initialised on frame") == inits + 1, node.output()[-2000:]
             g.send_init([40, 40, 30, 30], stamp_ns=0)      # the box the operator will cancel (latched)
             time.sleep(0.15)
             for k in range(2):

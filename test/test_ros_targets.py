@@ -161,10 +161,13 @@ def test_a_set_target_call_waiting_for_its_frame_does_not_stop_the_images(tmp_pa
         g = RosTestGraph(node.namespace)
         try:
             assert g.wait_for_subscriber(), node.output()
-            g.publish_frames(frames[:1], t0)
             end = time.monotonic() + 10                      # the answer says when the frame has arrived
-            while not set_target(g, list(boxes[0])).success and time.monotonic() < end:
-                time.sleep(0.1)
+            while time.monotonic() < end:
+                g.publish_frames(frames[:1], t0)             # best effort: sent again until it is there
+                if set_target(g, list(boxes[0])).success:
+                    break
+            else:
+                pytest.fail("the first box was never applied: " + node.output())
             client = g.node.create_client(SetTarget, f"{g.namespace}/dytrack_tracker/set_target")
             assert client.wait_for_service(timeout_sec=10)
             box_stamp = t0 + 9 * step + 2 * 10**9              # fresh enough once frame 9 is in
@@ -172,8 +175,9 @@ def test_a_set_target_call_waiting_for_its_frame_does_not_stop_the_images(tmp_pa
             stamp = lambda i: divmod(t0 + i * step, 10**9)
             for i in range(1, 9):
                 g.publish_frames([frames[i]], t0 + i * step, period_s=0.05)
-            assert g.wait_for(lambda gr: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp(8)
-                                             for m in gr.targets), 5), "frames were not tracked while the call waited"
+            during = {stamp(i) for i in range(1, 9)}        # best effort: some may not arrive; the newest is kept
+            assert g.wait_for(lambda gr: any((m.header.stamp.sec, m.header.stamp.nanosec) in during
+                                             for m in gr.targets), 10), "frames were not tracked while the call waited"
             assert not future.done(), future.result().message
             g.publish_frames([frames[9]], t0 + 9 * step)
             end = time.monotonic() + 10

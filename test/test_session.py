@@ -54,11 +54,19 @@ def test_worker_initialises_tracks_and_answers_set_target(tmp_path, heldout_sequ
     session.start()
     try:
         t0 = 5 * 10**9
-        ok, msg = session.set_target(lambda reply: box_request(boxes[0], 0, 0, 1.0, reply=reply), "/image")
-        assert not ok and "no image received yet on /image" in msg
+        answers = []
+        answer, req = session.submit_target(lambda reply: box_request(boxes[0], 0, 0, 1.0, reply=reply), "/image",
+                                            lambda ok, text: answers.append((ok, text)))
+        assert req is None and not answer[0] and "no image received yet on /image" in answer[1]
         scheduler.put_frame(t0, header(t0), frames[0], time.perf_counter())
-        ok, msg = session.set_target(lambda reply: box_request(boxes[0], t0, time.time_ns(), 1.0, reply=reply), "/image")
-        assert ok and "initialised on frame 5.000000000" in msg and session.target_id == 1, (msg, logs)
+        answer, req = session.submit_target(lambda reply: box_request(boxes[0], t0, time.time_ns(), 1.0, reply=reply),
+                                            "/image", lambda ok, text: answers.append((ok, text)))
+        end = time.monotonic() + 5
+        while not answers and time.monotonic() < end:
+            time.sleep(0.01)
+        assert answer is None and not session.withdraw(req)        # taken by the worker: too late to withdraw
+        assert len(answers) == 1 and answers[0][0] and "initialised on frame 5.000000000" in answers[0][1]
+        assert session.target_id == 1
         for i in range(1, 6):
             stats.received(replaced=scheduler.put_frame(t0 + i, header(t0 + i), frames[i], time.perf_counter()))
             end = time.monotonic() + 5

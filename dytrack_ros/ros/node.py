@@ -1,14 +1,13 @@
 """The ROS 2 tracker node (a lifecycle node): declares its parameters (params.py), wires topics and services to the
-ROS-free session (session.py: input checks, the worker, diagnostics values; scheduler.py: ordering) and hands
-results to its publishers (outputs.py).
+ROS-free session (session.py: checks, worker, diagnostics; scheduler.py: ordering), hands results to outputs.py.
 
-Threads: one executor thread converts and stores messages (the newest frame replaces an unprocessed one, which is
-counted as dropped; compressed frames are decoded later, by the worker); a second one serves ~/set_target, whose
-calls wait for their box to be applied; one worker thread runs the tracker, so inference never blocks callbacks and
-nothing queues without bound. Every output carries the input image's header.
+Threads: the executor's converts and stores messages (the newest frame replaces an unprocessed one, counted as dropped;
+compressed frames are decoded by the worker); ~/set_target, whose calls wait for their box, has its own
+(service_thread.py); one worker thread runs the tracker. Every output carries the input image's header.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Optional
 
@@ -16,9 +15,7 @@ import rclpy
 import rclpy.service
 import rclpy.timer
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -34,9 +31,10 @@ from ..tracking import IDLE, STATE_NAMES
 from .image_conversion import CompressedFrame, ImageConversionError, image_to_bgr
 from .outputs import Outputs
 from .params import ParameterError, apply_changes, declare_parameters, declare_thresholds, resolve_model_path, validate
-from .session import (BadMessageLog, TrackingSession, box_request, check_frame_size, load_tracker, make_scheduler,
+from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, check_frame_size, load_tracker, make_scheduler,
                       received_ns, stamp_ns)
 from .stats import RollingStats
+from .service_thread import ServiceThread
 from .transport import DuplicateFilter, TransportWatch
 
 RELIABLE = dict(history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
@@ -94,23 +92,17 @@ class TrackerNode(LifecycleNode):
         self.transport = TransportWatch(log.warning)
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT
                                if self.p.image_qos == "sensor_data" else ReliabilityPolicy.RELIABLE)
-        compressed = self.p.use_compressed
-        image_sub = self._image_subscription(CompressedImage if compressed else Image, self.p.image_topic.rstrip("/")
-                                             + "/compressed" if compressed else self.p.image_topic, image_qos)
-        # init boxes must not be lost: reliable. Two subscriptions, one callback: transient-local receives a box latched
-        # before this node started; volatile receives ordinary publishers (`ros2 topic pub`), which a transient-local
-        # subscription refuses as QoS-incompatible (by design: the handler keeps rclpy from logging it each time). A
-        # latched box arrives through both: the duplicate filter keeps one.
+        # init boxes: reliable, two subscriptions, one callback. Transient-local gets a box latched before this node
+        # started; volatile gets ordinary publishers (`ros2 topic pub`), which transient-local refuses as incompatible
+        # (by design: the handler stops rclpy logging it). A latched box comes through both: the filter keeps one.
         expected = SubscriptionEventCallbacks(incompatible_qos=lambda _info: None)
         self._inputs = [
-            image_sub,
+            self._image_subscription(image_qos),
             self.create_subscription(TargetBox, self.p.init_topic, self._on_init, QoSProfile(
                 depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, **RELIABLE), event_callbacks=expected),
             self.create_subscription(TargetBox, self.p.init_topic, self._on_init, QoSProfile(
                 depth=5, durability=DurabilityPolicy.VOLATILE, **RELIABLE)),
-            # its own group, run by a second executor thread: a call waiting for its frame must not stop the images
-            self.create_service(SetTarget, "~/set_target", self._on_set_target,
-                                callback_group=MutuallyExclusiveCallbackGroup()),
+            ServiceThread(self, SetTarget, self.get_fully_qualified_name() + "/set_target", self._on_set_target),
             self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10),
             self.create_service(Trigger, "~/reset", self._on_reset_service),
             self.create_timer(self.p.diagnostics_period, self._publish_diagnostics),
@@ -124,7 +116,9 @@ class TrackerNode(LifecycleNode):
                  f"{self.resolve_topic_name(self.p.init_topic)}")
         return result
 
-    def _image_subscription(self, msg_type, topic, qos):
+    def _image_subscription(self, qos):
+        msg_type, topic = (CompressedImage, self.p.image_topic.rstrip("/") + "/compressed") if self.p.use_compressed \
+            else (Image, self.p.image_topic)
         try:
             lost = SubscriptionEventCallbacks(message_lost=self.transport.on_message_lost)
             return self.create_subscription(msg_type, topic, self._on_image, qos, event_callbacks=lost)
@@ -140,13 +134,14 @@ class TrackerNode(LifecycleNode):
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self.outputs.destroy()
-        self.outputs, self.tracker = None, None    # the model's sessions and memory go with the tracker
+        self.outputs = self.tracker = None         # the model's sessions and memory go with the tracker
         self.get_logger().info("cleaned up: model unloaded")
         return TransitionCallbackReturn.SUCCESS
 
-    def on_shutdown(self, state) -> TransitionCallbackReturn:    # also on_error
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
         self.shutdown()
         return TransitionCallbackReturn.SUCCESS
+
     on_error = on_shutdown
 
     def shutdown(self) -> None:
@@ -155,14 +150,14 @@ class TrackerNode(LifecycleNode):
             self.session.stop()
             self.session = None
         for entity in self._inputs:
-            kind = {rclpy.timer.Timer: self.destroy_timer, rclpy.service.Service: self.destroy_service}
+            kind = {rclpy.timer.Timer: self.destroy_timer, rclpy.service.Service: self.destroy_service,
+                    ServiceThread: ServiceThread.stop}
             next((f for t, f in kind.items() if isinstance(entity, t)), self.destroy_subscription)(entity)
         self._inputs = []
 
-    # ---- inputs (executor threads: cheap work only) -------------------------------------------------------
+    # ---- inputs (executor thread: cheap work only) -------------------------------------------------------
     def _on_image(self, msg) -> None:
-        """Raw frames are converted here (cheap); compressed ones are decoded by the worker, and only if it gets to them
-        (image_conversion.CompressedFrame)."""
+        """Raw frames are converted here (cheap); compressed ones by the worker, if it gets to them (CompressedFrame)."""
         self.transport.received_frame()
         try:
             if isinstance(msg, CompressedImage):
@@ -178,24 +173,30 @@ class TrackerNode(LifecycleNode):
                                                               time.perf_counter()))
 
     def _box_request(self, msg: TargetBox, info=None, reply=None):
-        return box_request([msg.x, msg.y, msg.width, msg.height], stamp_ns(msg.header),
-                           self.get_clock().now().nanoseconds, self.p.future_tolerance, received_ns(info), reply)
+        now_ns, box = self.get_clock().now().nanoseconds, [msg.x, msg.y, msg.width, msg.height]
+        return box_request(box, stamp_ns(msg.header), now_ns, self.p.future_tolerance, received_ns(info), reply)
 
     def _on_init(self, msg: TargetBox, info) -> None:
         if self._init_seen.first_time(info):        # not the same box through the other init subscription
             self.session.init_box(lambda: self._box_request(msg, info))
 
     def _on_set_target(self, request, response):
-        """Like a box on the init topic, but answered: success with the box used, or exactly why not."""
-        response.success, response.message = self.session.set_target(
-            lambda reply: self._box_request(request.box, reply=reply), self.resolve_topic_name(self.p.image_topic))
+        """Like a box on the init topic, but answered: the box used, or exactly why not (in its own thread)."""
+        done, outcome = threading.Event(), []
+        answer, req = self.session.submit_target(lambda r: self._box_request(request.box, reply=r),
+                                                 self.resolve_topic_name(self.p.image_topic),
+                                                 lambda ok, text: (outcome.append((ok, text)), done.set()))
+        outcome += [answer] if answer else []
+        if answer is None and not done.wait(SET_TARGET_WAIT_S) and not self.session.withdraw(req):
+            done.wait(2.0)                           # the worker took it meanwhile: its answer comes within a frame
+        response.success, response.message = outcome[0] if outcome else (False, "the box was taken but not answered")
         return response
 
     def _request_reset(self, source: str, info=None) -> None:
         self.scheduler.put_reset(order_ns=received_ns(info))
         self.get_logger().info(f"tracking reset ({source})")
 
-    def _on_reset_service(self, _req, resp):
+    def _on_reset_service(self, _req, _resp):
         self._request_reset("service")
         return Trigger.Response(success=True, message="tracking stopped; send a new init box to start again")
 
@@ -220,22 +221,22 @@ def main(args=None):
             node = TrackerNode()
         except Exception as exc:  # e.g. a parameter of the wrong type in the YAML file (SystemExit is no Exception)
             raise SystemExit(f"dytrack tracker cannot start: {type(exc).__name__}: {exc}") from exc
-        if node.p.autostart:      # no lifecycle manager needed: configure and activate now
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise SystemExit(node.configure_error or "dytrack tracker cannot start: configure failed")
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                raise SystemExit("dytrack tracker cannot start: activate failed (see the log above)")
-        else:
+        if not node.p.autostart:  # else no lifecycle manager is needed: configure and activate now
             node.get_logger().info("waiting in the unconfigured state (autostart:=false): configure and activate "
                                    "it with a lifecycle manager or `ros2 lifecycle set`")
-        executor = MultiThreadedExecutor(num_threads=2)   # one thread for ~/set_target, one for everything else
-        executor.add_node(node)
-        executor.spin()
+        elif node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise SystemExit(node.configure_error or "dytrack tracker cannot start: configure failed")
+        elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise SystemExit("dytrack tracker cannot start: activate failed (see the log above)")
+        rclpy.spin(node)
     except SystemExit as exc:
         print(exc, flush=True)
         raise SystemExit(2)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except Exception:                 # a signal's shutdown can race the executor's wait (RCLError: context not valid)
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.shutdown()

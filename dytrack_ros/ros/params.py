@@ -136,10 +136,11 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
     if not 1 <= p.frame_buffer <= 1000:
         raise ParameterError(f"frame_buffer={p.frame_buffer}: must be in 1..1000")
-    for name in ("redetect_patience", "redetect_windows", "confirm_frames"):
-        low, high = DESCRIPTIONS[name][1]
-        if not low <= getattr(p, name) <= high:
-            raise ParameterError(f"{name}={getattr(p, name)}: must be in {low}..{high}")
+    for name, (_, bounds) in DESCRIPTIONS.items():     # one range per parameter: the one ros2 param describe shows
+        value = getattr(p, name)
+        if bounds is not None and not isinstance(value, (list, bool)) and \
+                not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+            raise ParameterError(f"{name}={value}: must be in {bounds[0]:g}..{bounds[1]:g}")
     for name in ("image_topic", "init_topic"):
         if not getattr(p, name):
             raise ParameterError(f"{name} must not be empty")

@@ -240,28 +240,36 @@ class TrackingSession:
         if not self.scheduler.has_frames:
             self.log_warning("init box received before any image: tracking starts with the first image")
 
-    def set_target(self, make_request: Callable[[Callable[[bool, str], None]], InitRequest],
-                   image_topic: str) -> tuple:
-        """Queue a box and wait until the worker applied or refused it: (success, message). Blocks the calling
-        (service) thread only."""
+    def submit_target(self, make_request: Callable[[Callable[[bool, str], None]], InitRequest], image_topic: str,
+                      reply: Callable[[bool, str], None]):
+        """A ~/set_target box: (answer, None) when it is refused at once, else (None, request) and the worker calls
+        reply(success, message) once, when it applied or refused it (withdraw() if the caller stops waiting)."""
+        lock, answered = threading.Lock(), []
+
+        def once(ok: bool, text: str) -> None:          # the worker and a withdrawal may both answer
+            with lock:
+                if answered:
+                    return
+                answered.append(ok)
+            reply(ok, text)
         if not self.scheduler.has_frames:
-            return False, f"no image received yet on {image_topic}"
-        done, outcome = threading.Event(), []
+            return (False, f"no image received yet on {image_topic}"), None
         try:
-            req = make_request(lambda ok, text: (outcome.append((ok, text)), done.set()))
+            req = make_request(once)
         except InvalidBoxError as exc:
-            return False, str(exc)
+            return (False, str(exc)), None
         refused = self.scheduler.put_init(req)
         if refused:
-            return False, f"box {list(req.box)} refused: {refused}"
-        if not done.wait(timeout=SET_TARGET_WAIT_S):
-            if self.scheduler.cancel(req):    # an answered failure must not be applied later
-                return False, (f"the box was not applied within {SET_TARGET_WAIT_S:g} s (no fresh frame, or the node "
-                               "is overloaded); it was withdrawn: send it again")
-            done.wait(timeout=2.0)            # the worker took it meanwhile: answer what happened
-            if not outcome:
-                return False, f"the box was taken but not answered within {SET_TARGET_WAIT_S + 2:g} s"
-        return outcome[0]
+            return (False, f"box {list(req.box)} refused: {refused}"), None
+        return None, req
+
+    def withdraw(self, req: InitRequest) -> bool:
+        """The caller stops waiting: True when the box was withdrawn before the worker took it (it answers then)."""
+        if self.scheduler.cancel(req):       # an answered failure must not be applied later
+            req.reply(False, f"the box was not applied within {SET_TARGET_WAIT_S:g} s (no fresh frame, or the node is "
+                             "overloaded); it was withdrawn: send it again")
+            return True
+        return False
 
     # ---- diagnostics -----------------------------------------------------------------------------------------
     def diagnostics(self, backend: str, image_topic: str, stale_after: float, lost_in_transport: int) -> tuple:

@@ -9,6 +9,8 @@ IoU of the very box it publishes (the graph's per-cell iou_map read at the chose
 Lost state: when the answering exit's score is under lost_threshold, or less than min_visible of the estimated box
 lies inside the image, the target is reported LOST; the box keeps following the best candidate (a short occlusion
 must not make it give up), or with lost_patience set, holds after that many frames while the search area grows.
+With re-detection (redetect, the default) leaving LOST takes confirm_frames first-exit scores >= confirm_threshold in
+a row, and after redetect_patience LOST frames the whole image is searched as well (tracking/redetect.py).
 The state box is the unclipped estimate with its size bounded relative to the init box: clipping it to the
 image would shrink it frame by frame at the border (and the search area with it) until it collapsed.
 """
@@ -70,7 +72,7 @@ class TrackerParams:
     redetect: bool = True
     redetect_patience: int = 10
     redetect_windows: int = 2
-    confirm_frames: int = 3
+    confirm_frames: int = 5
     confirm_threshold: float = 0.5
     memory_size: int = 4
     memory_score: float = 0.6

@@ -72,6 +72,10 @@ def test_colcon_build_installs_the_python_package_messages_and_share_files(works
                            env=colcon_env(), capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(site)), probe.stdout     # the installed code, not the checkout
+    tool = install / "lib" / "dytrack_ros" / "dytrack-redetect-bench"      # the tools are commands there too
+    helped = subprocess.run(sourced(workspace, f"cd / && {tool} --help"), env=colcon_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert helped.returncode == 0 and "Re-detection measured" in helped.stdout, helped.stderr
 
 
 def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):

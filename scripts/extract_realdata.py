@@ -15,7 +15,7 @@ Output: <out>/<name>/img/0001.jpg ... (frames renumbered from 1, JPEG bytes copi
           - frames where the target is absent (UAV123 NaN rows) are written as NaN,NaN,NaN,NaN
 Only the standard library + git are needed.
 """
-import json, os, re, subprocess, sys, argparse, math
+import json, os, re, subprocess, argparse, math
 
 def mirror_of(repo):
     return os.path.join(os.environ['MIRROR_ROOT'], repo.replace('/', '+'), 'repo')  # where fetch put it

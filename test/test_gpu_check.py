@@ -4,7 +4,6 @@ between two CPU backends on the shipped model."""
 import os
 import subprocess
 
-import numpy as np
 import pytest
 
 from conftest import ROOT, SHIPPED_MODEL

@@ -3,7 +3,6 @@ scheduler and a tracker on the shipped model, the set-target wait and the diagno
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from conftest import SHIPPED_MODEL

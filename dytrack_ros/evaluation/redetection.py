@@ -25,7 +25,7 @@ from ..data.scenarios import turned_away
 from ..tracking.tracker import LOST, TRACKING
 from . import machine
 from .metrics import box_iou, score_sequence
-from .runner import in_memory
+from .runner import in_memory, run_dytrack
 
 WITHIN = 30
 
@@ -44,16 +44,10 @@ def suite_with_returns(split: str) -> list:
 
 
 def run(tracker, seq) -> dict:
-    boxes = np.zeros((len(seq), 4))
-    boxes[0] = tracker.initialize(seq.frame(0), seq.boxes[0])
-    states, ms, redetected = [TRACKING], [0.0], [False]
-    for i in range(1, len(seq)):
-        r = tracker.track(seq.frame(i))
-        boxes[i] = r.box
-        states.append(r.state)
-        ms.append(r.inference_ms)
-        redetected.append(r.redetected)
-    return {"boxes": boxes, "states": np.array(states), "ms": np.array(ms), "redetected": np.array(redetected)}
+    """The tracker over the sequence (runner.run_dytrack), frame 0 (the init frame) counted as TRACKING."""
+    r = run_dytrack(tracker, seq)
+    return {"boxes": r.boxes, "states": np.concatenate([[TRACKING], r.states]),
+            "ms": np.concatenate([[0.0], r.times_ms]), "redetected": np.concatenate([[False], r.redetected])}
 
 
 def score_returns(result: dict, seq) -> dict:
@@ -96,18 +90,17 @@ def summarize(rows: List[dict]) -> dict:
 
 def compare(tracker, suite, variants: Dict[str, dict]) -> Dict[str, dict]:
     """variant name -> tracker parameter overrides; every variant runs on each sequence while it is in memory."""
-    base = copy.deepcopy(tracker.params)
+    params = tracker.params           # changed in place: the tracker's parts (its global search) share this object
+    base = copy.deepcopy(vars(params))
     rows = {name: [] for name in variants}
     for seq in tqdm(suite, desc="returns", leave=False):
         loaded = in_memory(seq)
         for name, overrides in variants.items():
-            tracker.params = copy.deepcopy(base)
-            for k, v in overrides.items():
-                setattr(tracker.params, k, v)
-            tracker.search.p = tracker.params
+            for k, v in {**base, **overrides}.items():
+                setattr(params, k, v)
             rows[name].append(score_returns(run(tracker, loaded), loaded))
-    tracker.params = base
-    tracker.search.p = base
+    for k, v in base.items():
+        setattr(params, k, v)
     return {name: summarize(r) for name, r in rows.items()}
 
 

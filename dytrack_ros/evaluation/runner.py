@@ -19,12 +19,13 @@ class RunResult:
     times_ms: np.ndarray          # per tracked frame (frame 0 excluded)
     stages: Optional[np.ndarray]  # DyTrack only: stage that answered each tracked frame
     states: Optional[np.ndarray] = None  # DyTrack only: tracker state per tracked frame (TRACKING / LOST)
+    redetected: Optional[np.ndarray] = None  # DyTrack only: the whole-frame search found the target on that frame
 
 
 def run_dytrack(tracker, seq: Sequence, force_stages: Optional[int] = None) -> RunResult:
     boxes = np.zeros((len(seq), 4))
     boxes[0] = tracker.initialize(seq.frame(0), seq.boxes[0])
-    times, stages, states = [], [], []
+    times, stages, states, redetected = [], [], [], []
     for i in range(1, len(seq)):
         frame = seq.frame(i)
         t0 = time.perf_counter()
@@ -33,7 +34,8 @@ def run_dytrack(tracker, seq: Sequence, force_stages: Optional[int] = None) -> R
         boxes[i] = r.box
         stages.append(r.stages_run)
         states.append(r.state)
-    return RunResult(seq.name, boxes, np.array(times), np.array(stages), np.array(states))
+        redetected.append(r.redetected)
+    return RunResult(seq.name, boxes, np.array(times), np.array(stages), np.array(states), np.array(redetected, bool))
 
 
 def run_peer(peer, seq: Sequence) -> RunResult:

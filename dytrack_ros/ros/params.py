@@ -116,26 +116,10 @@ def validate(p: NodeParams, num_stages: int = 0) -> None:
         raise ParameterError(f"device={p.device!r}: choose one of {', '.join(DEVICE_CHOICES)}")
     if p.image_qos not in QOS_CHOICES:
         raise ParameterError(f"image_qos={p.image_qos!r}: choose one of {', '.join(QOS_CHOICES)}")
-    if p.threads < 0:
-        raise ParameterError(f"threads={p.threads}: must be >= 0")
     validate_thresholds(p.exit_thresholds, num_stages)
     validate_lost_threshold(p.lost_threshold)
     if p.search_factor != 0 and not (1.5 <= p.search_factor <= 10 and math.isfinite(p.search_factor)):
         raise ParameterError(f"search_factor={p.search_factor}: must be 0 (model default) or in 1.5..10")
-    if not (p.stale_after > 0 and math.isfinite(p.stale_after)):
-        raise ParameterError(f"stale_after={p.stale_after}: must be > 0 seconds")
-    if not (p.diagnostics_period > 0 and math.isfinite(p.diagnostics_period)):
-        raise ParameterError(f"diagnostics_period={p.diagnostics_period}: must be > 0")
-    if not 1 <= p.min_image_side <= 4096:
-        raise ParameterError(f"min_image_side={p.min_image_side}: must be in 1..4096")
-    if not (p.future_tolerance >= 0 and math.isfinite(p.future_tolerance)):
-        raise ParameterError(f"future_tolerance={p.future_tolerance}: must be >= 0 seconds")
-    if not (p.max_init_frame_age >= 0 and math.isfinite(p.max_init_frame_age)):
-        raise ParameterError(f"max_init_frame_age={p.max_init_frame_age}: must be >= 0 seconds")
-    if p.max_image_pixels < 64 * 64:
-        raise ParameterError(f"max_image_pixels={p.max_image_pixels}: must be >= 4096 (64x64)")
-    if not 1 <= p.frame_buffer <= 1000:
-        raise ParameterError(f"frame_buffer={p.frame_buffer}: must be in 1..1000")
     for name, (_, bounds) in DESCRIPTIONS.items():     # one range per parameter: the one ros2 param describe shows
         value = getattr(p, name)
         if bounds is not None and not isinstance(value, (list, bool)) and \

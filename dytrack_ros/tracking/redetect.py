@@ -22,6 +22,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from .crops import crop_side
+
 
 @dataclass
 class Candidate:
@@ -105,7 +107,6 @@ class GlobalSearch:
         return None
 
     def side_for(self, size) -> float:
-        from .crops import crop_side
         return crop_side((0, 0, size[0], size[1]), self.p.search_factor, self.p.context_amount)
 
     def _confirm(self, frame: np.ndarray, side: float) -> Optional[Candidate]:

@@ -102,14 +102,17 @@ def test_a_usb_camera_yuyv_stream_is_tracked(tmp_path, tiny_bundle, heldout_sequ
         try:
             assert g.wait_for_subscriber(), node.output()
             g.send_init(list(boxes[0]), stamp_ns=3 * 10**12)
-            for i, frame in enumerate(frames[:8]):
+            answered = lambda gr: sum(m.state != m.STATE_IDLE for m in gr.targets) >= 4
+            for i, frame in enumerate(frames[:24]):     # best effort: the first frames may be lost while DDS matches
                 packed = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_YUY2)          # (h, w, 2)
                 msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="yuyv", step=frame.shape[1] * 2)
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(3 * 10**12 + i * FRAME_PERIOD_NS, 10**9)
                 msg.data = packed.tobytes()
                 g.image_pub.publish(msg)
                 time.sleep(1 / 15)
-            assert g.wait_for(lambda gr: sum(m.state != m.STATE_IDLE for m in gr.targets) >= 4, 15), node.output()
+                if i >= 7 and g.wait_for(answered, 0.01):
+                    break
+            assert g.wait_for(answered, 15), node.output()
             assert "dropped" not in node.output(), node.output()
         finally:
             g.close()

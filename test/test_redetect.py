@@ -163,3 +163,73 @@ def test_degenerate_settings_still_search(bad):
     for _ in range(5):
         t.track(scene([]))
     assert any(t.track(scene([(330, 180, 20, RED)])).state == TRACKING for _ in range(60))
+
+
+def test_the_search_starts_nearest_to_where_the_target_was_last_seen():
+    centres = grid_centres(400, 240, 80, near=(390, 230))
+    assert centres[0] == (360.0, 200.0)
+    d = [np.hypot(x - 390, y - 230) for x, y in centres]
+    assert d == sorted(d) and sorted(centres) == sorted(grid_centres(400, 240, 80))
+
+
+def test_a_look_alike_in_the_local_window_does_not_end_the_lost_state_without_the_memory_agreeing():
+    """The target (drifted to purple while tracked) leaves; a look-alike of the first-frame colour on the other side
+    steps in right where it was lost. The local search sees it at once; it must not read TRACKING."""
+    def drifted(i):
+        return (min(40 + 3 * i, 70), 40, 200)
+    lookalike = (10, 40, 200)
+
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+        for i in range(1, 12):
+            t.track(scene([(60, 60, 20, drifted(i))]))
+        t.track(scene([]))
+        t.track(scene([]))
+        return [t.track(scene([(62, 60, 20, lookalike)])) for _ in range(20)]
+
+    taken = play(tracker(memory_size=0, memory_score=0.5, redetect_patience=100))
+    assert any(r.state == TRACKING for r in taken)
+    t = tracker(memory_size=4, memory_score=0.5, redetect_patience=100)
+    refused = play(t)
+    assert all(r.state == LOST for r in refused) and t.search.stats.refused_by_memory >= 1
+
+
+def test_a_box_cut_by_the_image_border_teaches_neither_the_memory_nor_the_search_size():
+    t = tracker(memory_interval=1, memory_size=8)
+    t.initialize(scene([(300, 100, 30, RED)]), (300, 100, 30, 30))
+    for x in range(302, 330, 2):
+        t.track(scene([(x, 100, 30, RED)]))
+    whole = len(t.search.memory)
+    size = t.confident_size.copy()
+    for x in range(372, 400, 4):                       # leaving through the right border: the visible part shrinks
+        r = t.track(scene([(x, 100, 30, RED)]))
+        assert r.state == TRACKING
+    assert len(t.search.memory) == whole and np.allclose(t.confident_size, size)
+
+
+class TwoStageBackend(ColourBackend):
+    """Stage 1 repeats stage 0's answer and counts its runs."""
+    num_stages = 2
+
+    def __init__(self):
+        super().__init__()
+        self.stage1_runs = 0
+
+    def run_stage(self, stage, search=None):
+        if stage == 0:
+            self.last = super().run_stage(0, search)
+            return self.last
+        self.stage1_runs += 1
+        return self.last
+
+
+def test_while_the_whole_image_is_searched_the_local_window_runs_the_first_exit_only():
+    backend = TwoStageBackend()
+    t = tracker(backend, thresholds=[1.0, 0.0], redetect_patience=3)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    t.track(scene([(60, 60, 20, RED)]))
+    assert backend.stage1_runs == 1                     # tracking: the score never clears 1.0, stage 2 answers
+    for i in range(8):
+        before = backend.stage1_runs
+        t.track(scene([]))
+        assert backend.stage1_runs - before == (1 if i < 3 else 0)   # patience 3, then the global search

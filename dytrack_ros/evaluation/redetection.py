@@ -133,6 +133,8 @@ def main(argv=None):
     p.add_argument("--split", default="validation+calibration", help="realdata split(s) joined by '+'")
     p.add_argument("--out", default="benchmarks/REDETECTION.md")
     p.add_argument("--threshold", type=float, nargs="*", default=[], help="confirm thresholds to compare")
+    p.add_argument("--windows", type=int, nargs="*", default=[], help="windows per LOST frame to compare")
+    p.add_argument("--scales", type=float, nargs="*", default=[], help="one variant searching these target sizes")
     args = p.parse_args(argv)
     tracker = build_tracker(args.model, "onnxruntime", threads=1)
     suite = [s for part in args.split.split("+") for s in suite_with_returns(part)]
@@ -140,13 +142,19 @@ def main(argv=None):
                 "on, without the appearance memory": {"redetect": True, "memory_size": 0}}
     for t in args.threshold:
         variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
+    for n in args.windows:
+        variants[f"on, {n} windows per LOST frame"] = {"redetect": True, "redetect_windows": n}
+    if args.scales:
+        variants[f"on, target sizes x {' and '.join(f'{s:g}' for s in args.scales)}"] = {
+            "redetect": True, "redetect_scales": tuple(args.scales)}
     results = compare(tracker, suite, variants)
     d = tracker.params
     lines = ["# Re-detection: finding the target again", "", f"- machine: {machine.describe()}",
              f"- date: {machine.today()}", f"- command: `dytrack-redetect-bench {' '.join(sys.argv[1:] if argv is None else argv)}`",
              f"- sequences ({args.split}, {len(suite)}): {', '.join(s.name for s in suite)}",
              f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
-             f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates", "",
+             f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates, "
+             f"target sizes x {', '.join(f'{s:g}' for s in d.redetect_scales)}", "",
              *table(results)]
     machine.write_report(args.out, lines)
 

@@ -3,15 +3,20 @@ memory that confirms what it finds.
 
 - Global search: once the target has been LOST for `redetect_patience` frames, every LOST frame also runs the first
   exit (the cheapest stage) on `redetect_windows` search windows of a grid that covers the image at the last confident
-  scale, round-robin, so no frame costs more than 1 + redetect_windows first-exit runs beyond the local search. The
-  grid's stride is 3/4 of a window (neighbours overlap, a target is well inside one of them). No motion prior there:
-  the target can be anywhere.
+  size and at `redetect_scales` times it (a target that comes back nearer or farther; one grid per scale, visited in
+  turn: a larger window also covers the image in fewer steps), so no frame costs more than 1 + redetect_windows first-exit runs beyond the local search. The grid's stride
+  is 3/4 of a window (neighbours overlap, a target is well inside one of them). Windows are visited nearest first from
+  where the target was last seen (it most often comes back near where it left, and a 1280x720 frame of a small target
+  holds 100+ windows), then round-robin. No motion prior inside a window: the target can be anywhere.
 - Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) again on
   `confirm_frames` consecutive frames, each time re-found in a window centred on where it was last (so it may move,
   a box diagonal per frame at most), and, where the memory holds templates, match them too (mean score over them >=
   confirm_threshold: one template checked per confirmation frame, round-robin). Only then does the tracker jump.
+  Leaving LOST through the local search takes the same evidence (`Confirmation`): a look-alike that drifts into the
+  local window while the target is away is refused the same way.
 - Appearance memory: up to `memory_size` templates cut on confident TRACKING frames (score >= memory_score, at most
-  one every memory_interval frames; the oldest goes first). Never from LOST frames. A look-alike that matches the
+  one every memory_interval frames; the oldest goes first). Never from LOST frames, nor from boxes cut by the image
+  border (the tracker's side). A look-alike that matches the
   first-frame template but not how the target looked lately is refused.
 TRACKING frames pay nothing but the rare template cut.
 """
@@ -32,6 +37,9 @@ class Candidate:
     hits: int = 1          # consecutive frames it was found again
     memory_scores: List[float] = field(default_factory=list)
 
+    def memory_agrees(self, threshold: float) -> bool:
+        return not self.memory_scores or float(np.mean(self.memory_scores)) >= threshold
+
 
 @dataclass
 class SearchStats:
@@ -43,20 +51,24 @@ class SearchStats:
     area_searched: float = 0.0    # image area covered by global windows, in frames (1.0 = one whole frame)
 
 
-def grid_centres(width: int, height: int, side: float) -> List[tuple]:
-    """Window centres covering the image with windows of `side` pixels, stride 3/4 side, rows then columns."""
+def grid_centres(width: int, height: int, side: float, near: Optional[tuple] = None) -> List[tuple]:
+    """Window centres covering the image with windows of `side` pixels, stride 3/4 side: rows then columns, or
+    nearest first from the point `near`."""
     def axis(length):
         if length <= side:
             return [length / 2.0]
         n = int(np.ceil((length - side) / (0.75 * side))) + 1
         return list(np.linspace(side / 2.0, length - side / 2.0, n))
-    return [(x, y) for y in axis(height) for x in axis(width)]
+    centres = [(x, y) for y in axis(height) for x in axis(width)]
+    if near is not None:
+        centres.sort(key=lambda c: np.hypot(c[0] - near[0], c[1] - near[1]))
+    return centres
 
 
 class GlobalSearch:
-    """State of one lost spell's global search. `score_window(frame, centre, side)` runs the first exit on a window
-    and returns (box, score) of its best candidate (no motion prior); `score_memory(index, frame, box)` scores a box
-    against memory template `index`."""
+    """State of one lost spell's global search. `score_window(frame, centre, size)` runs the first exit on a window
+    centred at `centre` sized for a target of `size` (w, h) and returns (box, score) of its best candidate (no motion
+    prior); `score_memory(index, frame, box)` scores a box against memory template `index`."""
 
     def __init__(self, params, score_window: Callable, score_memory: Callable):
         self.p, self.score_window, self.score_memory = params, score_window, score_memory
@@ -66,8 +78,8 @@ class GlobalSearch:
         self.reset()
 
     def reset(self) -> None:
-        """A new lost spell starts (or the target is back): forget the cursor and the pending candidate."""
-        self.cursor, self.pending = 0, None
+        """A new lost spell starts (or the target is back): forget the cursors and the pending candidate."""
+        self.turn, self.cursors, self.pending = 0, {}, None
 
     def clear_memory(self) -> None:
         self.memory, self.since_memory = [], 0
@@ -81,22 +93,28 @@ class GlobalSearch:
         self.memory = (self.memory + [template])[-self.p.memory_size:]
         self.since_memory = 0
 
-    def step(self, frame: np.ndarray, size: np.ndarray) -> Optional[Candidate]:
-        """One LOST frame's search with the last confident box size; returns a confirmed candidate or None."""
+    def step(self, frame: np.ndarray, size: np.ndarray, last_seen: tuple) -> Optional[Candidate]:
+        """One LOST frame's search for a target of the last confident `size` times each of redetect_scales (in turn,
+        one grid per scale: a target that came back nearer or farther), nearest first from `last_seen` (the centre
+        where the target was last tracked); returns a confirmed candidate or None."""
         h, w = frame.shape[:2]
-        side = self.side_for(size)
         budget = max(int(self.p.redetect_windows), 1)
         if self.pending is not None:
-            confirmed = self._confirm(frame, side)
+            confirmed = self._confirm(frame)
             budget -= 1 + (1 if self.memory else 0)
             if confirmed is not None:
                 return confirmed
-        centres = grid_centres(w, h, side)
+        scales = tuple(self.p.redetect_scales) or (1.0,)
         best = None
         for _ in range(max(budget, 0)):
-            centre = centres[self.cursor % len(centres)]
-            self.cursor += 1
-            box, score = self.score_window(frame, centre, side)
+            scale = scales[self.turn % len(scales)]
+            self.turn += 1
+            target = np.asarray(size, float) * scale
+            side = self.side_for(target)
+            centres = grid_centres(w, h, side, near=last_seen)
+            k = self.cursors.get(scale, 0)
+            self.cursors[scale] = k + 1
+            box, score = self.score_window(frame, centres[k % len(centres)], target)
             self.stats.windows += 1
             self.stats.area_searched += min(side * side / float(w * h), 1.0)
             if score >= self.p.confirm_threshold and (best is None or score > best.score):
@@ -109,25 +127,44 @@ class GlobalSearch:
     def side_for(self, size) -> float:
         return crop_side((0, 0, size[0], size[1]), self.p.search_factor, self.p.context_amount)
 
-    def _confirm(self, frame: np.ndarray, side: float) -> Optional[Candidate]:
+    def _confirm(self, frame: np.ndarray) -> Optional[Candidate]:
         c = self.pending
         centre = (c.box[0] + c.box[2] / 2.0, c.box[1] + c.box[3] / 2.0)
-        box, score = self.score_window(frame, centre, side)
+        box, score = self.score_window(frame, centre, c.box[2:])
         self.stats.windows += 1
         moved = np.hypot(box[0] + box[2] / 2.0 - centre[0], box[1] + box[3] / 2.0 - centre[1])
         if score < self.p.confirm_threshold or moved > np.hypot(c.box[2], c.box[3]):
             self.pending = None
             return None
         c.box, c.score, c.hits = box, score, c.hits + 1
-        if self.memory:
-            c.memory_scores.append(self.score_memory(len(c.memory_scores) % len(self.memory), frame, box))
-            self.stats.windows += 1
+        self.check_memory(c, frame)
         if c.hits < self.p.confirm_frames:
             return None
-        if self.memory and np.mean(c.memory_scores) < self.p.confirm_threshold:
+        if not c.memory_agrees(self.p.confirm_threshold):
             self.stats.refused_by_memory += 1
             self.pending = None
             return None
         self.stats.reacquired += 1
         self.reset()
         return c
+
+    def check_memory(self, c: Candidate, frame: np.ndarray) -> None:
+        """One memory template (round-robin) scores the candidate's box on this frame."""
+        if self.memory:
+            c.memory_scores.append(self.score_memory(len(c.memory_scores) % len(self.memory), frame, c.box))
+            self.stats.windows += 1
+
+    def confirm_local(self, c: Optional[Candidate], box: np.ndarray, score: float, frame: np.ndarray):
+        """The local search's way out of LOST: its answer `box` with first-exit `score` extends the candidate `c`
+        (None: no streak yet). Returns (candidate or None, confirmed)."""
+        if score < self.p.confirm_threshold:
+            return None, False
+        c = Candidate(box, score, 0) if c is None else c
+        c.box, c.score, c.hits = box, score, c.hits + 1
+        self.check_memory(c, frame)
+        if c.hits < self.p.confirm_frames:
+            return c, False
+        if not c.memory_agrees(self.p.confirm_threshold):
+            self.stats.refused_by_memory += 1
+            return None, False
+        return c, True

@@ -71,9 +71,10 @@ class TrackerParams:
     # at >= confirm_threshold that the appearance memory (memory_size templates of confident frames) agrees with
     redetect: bool = True
     redetect_patience: int = 10
-    redetect_windows: int = 2
+    redetect_windows: int = 4
+    redetect_scales: tuple = (1.0,)   # target sizes searched, times the last confident one (one grid each)
     confirm_frames: int = 5
-    confirm_threshold: float = 0.5
+    confirm_threshold: float = 0.6
     memory_size: int = 4
     memory_score: float = 0.6
     memory_interval: int = 15
@@ -149,9 +150,10 @@ class DyTracker:
         template = crop_and_resize(frame, box_center(b), side, p.template_size, self.fill)
         self.template = to_network_input(template)
         self.backend.set_template(self.template)
-        self.box, self.state, self.growth, self.low_frames, self.recover_hits = b, TRACKING, 1.0, 0, 0
+        self.box, self.state, self.growth, self.low_frames, self.recovering = b, TRACKING, 1.0, 0, None
         self.init_size = b[2:].copy()
         self.confident_size = b[2:].copy()     # the global search looks for the target at this size
+        self.last_seen = box_center(b)         # and starts where it was last tracked
         self.search.reset()
         self.search.clear_memory()
         return b
@@ -167,6 +169,8 @@ class DyTracker:
         search = to_network_input(crop_and_resize(frame, center, side, p.search_size, self.fill))
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
+        if force_stages is None and self.searching_globally():
+            last = 1    # while the whole image is searched the local window only watches with the same first exit
         for k in range(last):
             result = self.backend.run_stage(k, search if k == 0 else None)
             if k == 0:
@@ -192,14 +196,18 @@ class DyTracker:
         confident = answer.score >= p.lost_threshold and visible >= p.min_visible and present
         if self.state == LOST and p.redetect:
             # leaving LOST takes what the global search takes: the first exit at >= confirm_threshold on confirm_frames
-            # frames in a row (background scores 0.2-0.5 for a frame or two; the real target holds >= 0.5)
-            self.recover_hits = self.recover_hits + 1 if confident and scores[0] >= p.confirm_threshold else 0
-            confident = self.recover_hits >= p.confirm_frames
+            # frames in a row (background scores 0.2-0.5 for a frame or two; the real target holds >= 0.5), and the
+            # appearance memory agreeing (a look-alike in the local window while the target is away)
+            self.recovering, confident = self.search.confirm_local(
+                self.recovering, estimate, scores[0] if confident else 0.0, frame)
         if confident:
-            self.recover_hits = 0
+            self.recovering = None
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
+            self.last_seen = box_center(estimate)
             self.search.reset()
-            if self.search.wants_template(answer.score):
+            # a box cut by the image border holds part of the target (it is leaving): neither its size nor its look
+            # is the target's, so the global search's size and the memory only learn from whole boxes
+            if visible >= 0.99 and self.search.wants_template(answer.score):
                 self.confident_size = estimate[2:].copy()
                 self.search.add_template(self._template_at(frame, estimate))
         else:
@@ -214,35 +222,40 @@ class DyTracker:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
             if p.redetect and self.low_frames > p.redetect_patience:
-                found = self.search.step(frame, self.confident_size)
+                found = self.search.step(frame, self.confident_size, self.last_seen)
                 if found is not None:
                     self.box = self._bound_size(found.box)
-                    self.state, self.growth, self.low_frames, self.recover_hits, redetected = TRACKING, 1.0, 0, 0, True
+                    self.state, self.growth, self.low_frames, self.recovering, redetected = TRACKING, 1.0, 0, None, True
                     box = clip_box(self.box, w, h, p.min_box_side)
                     answer = Answer(found.box, found.score)
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
                            lost_frames=self.low_frames, redetected=redetected)
 
+    def searching_globally(self) -> bool:
+        return self.state == LOST and self.params.redetect and self.low_frames >= self.params.redetect_patience
+
     def _template_at(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         p = self.params
         side = crop_side(box, p.template_factor, p.context_amount)
         return to_network_input(crop_and_resize(frame, box_center(box), side, p.template_size, self.fill))
 
-    def _score_window(self, frame: np.ndarray, centre, side: float):
-        """The first exit on one window of the global search: its best box anywhere in the window (no motion prior,
-        sizes judged against the last confident size) and that box's predicted IoU."""
-        search = to_network_input(crop_and_resize(frame, centre, side, self.params.search_size, self.fill))
-        prior = np.array([centre[0], centre[1], *self.confident_size])
-        answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0)
+    def _score_window(self, frame: np.ndarray, centre, size):
+        """The first exit on one window of the global search, sized for a target of `size` (w, h): its best box
+        anywhere in the window (no motion prior, candidate sizes judged against `size`) and that box's predicted IoU."""
+        p = self.params
+        side = crop_side((0, 0, size[0], size[1]), p.search_factor, p.context_amount)
+        search = to_network_input(crop_and_resize(frame, centre, side, p.search_size, self.fill))
+        prior = np.array([centre[0], centre[1], size[0], size[1]])
+        answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0,
+                              blend_size=False)
         return answer.box, answer.score
 
     def _score_memory(self, index: int, frame: np.ndarray, box: np.ndarray) -> float:
         """A box's score against memory template `index` (the backend's template is swapped and put back)."""
         self.backend.set_template(self.search.memory[index])
         try:
-            side = crop_side(box, self.params.search_factor, self.params.context_amount)
-            return self._score_window(frame, box_center(box), side)[1]
+            return self._score_window(frame, box_center(box), box[2:])[1]
         finally:
             self.backend.set_template(self.template)
 
@@ -253,13 +266,14 @@ class DyTracker:
         return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
 
     def _decode(self, r: StageResult, center, side: float, prior: Optional[np.ndarray] = None,
-                window_influence: Optional[float] = None) -> "Answer":
+                window_influence: Optional[float] = None, blend_size: bool = True) -> "Answer":
         """One exit's answer, decoded as NanoTrack decodes its head: every cell's box, a penalty for candidates
         whose size or aspect differs from the current box's, a cosine window (motion prior) mixed in, the best cell's
         centre, and its size blended into the current size at a rate scaled by its penalised score. The answer's
         score is the exit's predicted IoU *of that cell's box* (the box that is published), where the graph gives
         one per cell (iou_map); older graphs give it for the raw peak only. prior: the box whose size candidates are
-        judged against (default: the current box)."""
+        judged against (default: the current box). blend_size False: the cell's own size (a search window's
+        candidate has no current size to blend with, only a guess)."""
         p = self.params
         influence = p.window_influence if window_influence is None else window_influence
         g = r.score_map.shape[-1]
@@ -277,6 +291,7 @@ class DyTracker:
         response = penalty * r.score_map * (1 - influence) + self.window * influence
         best = np.unravel_index(int(np.argmax(response)), response.shape)
         lr = float(penalty[best] * r.score_map[best] * p.size_lr)
+        lr = lr if blend_size else 1.0
         nw, nh = (1 - lr) * bw + lr * w[best], (1 - lr) * bh + lr * h[best]
         score = float(r.iou_map[best]) if r.iou_map is not None else r.score
         return Answer(np.array([cx[best] - nw / 2, cy[best] - nh / 2, nw, nh]), score)

@@ -102,10 +102,13 @@ def test_each_lost_frame_spends_at_most_its_budget_and_tracking_frames_nothing()
     backend = ColourBackend()
     t = tracker(backend, redetect_windows=3)
     t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
-    for _ in range(4):
+    extra = []
+    for _ in range(12):
         before = backend.stage0_runs
         t.track(scene([(60, 60, 20, RED)]))
-        assert backend.stage0_runs - before == 1                   # TRACKING: the local search only
+        extra.append(backend.stage0_runs - before - 1)             # TRACKING: the local search, and the check of
+    # the box against the newest memory template when a template is due (memory_interval 2; none before the first)
+    assert extra == [0, 0] + [0, 1] * 5, extra
     runs = []
     for _ in range(20):
         before = backend.stage0_runs
@@ -233,3 +236,21 @@ def test_while_the_whole_image_is_searched_the_local_window_runs_the_first_exit_
         before = backend.stage1_runs
         t.track(scene([]))
         assert backend.stage1_runs - before == (1 if i < 3 else 0)   # patience 3, then the global search
+
+
+def test_a_confident_box_the_memory_does_not_recognise_is_reported_lost():
+    """While tracked the target drifts to purple; then, in its place, a look-alike of the first-frame colour on the
+    other side: the first template still scores it (TRACKING), the newest memory template does not."""
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+        for i in range(1, 12):
+            t.track(scene([(60, 60, 20, (min(40 + 3 * i, 70), 40, 200))]))
+        return [t.track(scene([(60, 60, 20, (10, 40, 200))])) for _ in range(6)]
+
+    kept = play(tracker(memory_size=4, memory_score=0.5, verify_threshold=0.0))
+    assert all(r.state == TRACKING for r in kept)
+    t = tracker(memory_size=4, memory_score=0.5, verify_threshold=0.6)
+    checked = play(t)
+    first_lost = next(i for i, r in enumerate(checked) if r.state == LOST)
+    assert first_lost < 2 and all(r.state == LOST for r in checked[first_lost:])   # within memory_interval (2) frames
+    assert t.search.stats.drifts == 1

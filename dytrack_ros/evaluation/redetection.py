@@ -135,6 +135,7 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, nargs="*", default=[], help="confirm thresholds to compare")
     p.add_argument("--windows", type=int, nargs="*", default=[], help="windows per LOST frame to compare")
     p.add_argument("--scales", type=float, nargs="*", default=[], help="one variant searching these target sizes")
+    p.add_argument("--verify", type=float, nargs="*", default=[], help="verify thresholds to compare (0: no check)")
     args = p.parse_args(argv)
     tracker = build_tracker(args.model, "onnxruntime", threads=1)
     suite = [s for part in args.split.split("+") for s in suite_with_returns(part)]
@@ -144,6 +145,8 @@ def main(argv=None):
         variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
     for n in args.windows:
         variants[f"on, {n} windows per LOST frame"] = {"redetect": True, "redetect_windows": n}
+    for v in args.verify:
+        variants[f"on, verify_threshold {v:g}"] = {"redetect": True, "verify_threshold": v}
     if args.scales:
         variants[f"on, target sizes x {' and '.join(f'{s:g}' for s in args.scales)}"] = {
             "redetect": True, "redetect_scales": tuple(args.scales)}
@@ -154,7 +157,8 @@ def main(argv=None):
              f"- sequences ({args.split}, {len(suite)}): {', '.join(s.name for s in suite)}",
              f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
              f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates, "
-             f"target sizes x {', '.join(f'{s:g}' for s in d.redetect_scales)}", "",
+             f"target sizes x {', '.join(f'{s:g}' for s in d.redetect_scales)}, verify_threshold {d.verify_threshold:g}",
+             "",
              *table(results)]
     machine.write_report(args.out, lines)
 

@@ -3,22 +3,24 @@ memory that confirms what it finds.
 
 - Global search: once the target has been LOST for `redetect_patience` frames, every LOST frame also runs the first
   exit (the cheapest stage) on `redetect_windows` search windows of a grid that covers the image at the last confident
-  size and at `redetect_scales` times it (a target that comes back nearer or farther; one grid per scale, visited in
-  turn: a larger window also covers the image in fewer steps), so no frame costs more than 1 + redetect_windows first-exit runs beyond the local search. The grid's stride
-  is 3/4 of a window (neighbours overlap, a target is well inside one of them). Windows are visited nearest first from
-  where the target was last seen (it most often comes back near where it left, and a 1280x720 frame of a small target
-  holds 100+ windows), then round-robin. No motion prior inside a window: the target can be anywhere.
-- Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) again on
-  `confirm_frames` consecutive frames, each time re-found in a window centred on where it was last (so it may move,
-  a box diagonal per frame at most), and, where the memory holds templates, match them too (mean score over them >=
-  confirm_threshold: one template checked per confirmation frame, round-robin). Only then does the tracker jump.
-  Leaving LOST through the local search takes the same evidence (`Confirmation`): a look-alike that drifts into the
-  local window while the target is away is refused the same way.
+  size (and, with `redetect_scales`, at multiples of it: one grid per size, visited in turn), so no frame costs more
+  than 1 + redetect_windows first-exit runs beyond the local search. The grid's stride is 3/4 of a window (neighbours
+  overlap, a target is well inside one of them). Windows are visited nearest first from where the target was last
+  seen (it most often comes back near where it left, and a 1280x720 frame of a small target holds 100+ windows), then
+  round-robin. No motion prior inside a window: the target can be anywhere.
+- Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) on `confirm_frames`
+  frames (one frame under it in a row is forgiven: a target coming back is often half hidden), each time re-found in
+  a window centred on where it was last (so it may move, a box diagonal per frame at most), and, where the memory
+  holds templates, match them too (mean score >= confirm_threshold: one template checked per confirmation frame,
+  round-robin). Only then does the tracker jump. Leaving LOST through the local search takes the same evidence
+  (`confirm_local`): a look-alike that steps into the local window while the target is away is refused the same way.
 - Appearance memory: up to `memory_size` templates cut on confident TRACKING frames (score >= memory_score, at most
   one every memory_interval frames; the oldest goes first). Never from LOST frames, nor from boxes cut by the image
-  border (the tracker's side). A look-alike that matches the
-  first-frame template but not how the target looked lately is refused.
-TRACKING frames pay nothing but the rare template cut.
+  border (the target is leaving: neither its look nor its size is whole). A look-alike that matches the first-frame
+  template but not how the target looked lately is refused. When a template is due, the newest one must also
+  recognise the box (verify_threshold; the tracker's side): a confident box it does not recognise has slid onto a
+  look-alike, and the target is reported LOST.
+TRACKING frames pay one first-exit run per memory_interval frames (the check), nothing else.
 """
 from __future__ import annotations
 
@@ -34,8 +36,20 @@ from .crops import crop_side
 class Candidate:
     box: np.ndarray        # (x, y, w, h) image pixels
     score: float           # first-frame template's score of the box
-    hits: int = 1          # consecutive frames it was found again
+    hits: int = 1          # frames it was found again at >= confirm_threshold
+    misses: int = 0        # consecutive frames it was found again, but under the threshold (one is forgiven)
     memory_scores: List[float] = field(default_factory=list)
+
+    def extend(self, box: np.ndarray, score: float, threshold: float) -> bool:
+        """Found again on a new frame: a hit at >= threshold, else a miss (a partly hidden target dips for a frame;
+        two misses in a row end the candidate). Returns False when it ends."""
+        c = self
+        c.box = box
+        if score >= threshold:
+            c.score, c.hits, c.misses = score, c.hits + 1, 0
+            return True
+        c.misses += 1
+        return c.misses < 2
 
     def memory_agrees(self, threshold: float) -> bool:
         return not self.memory_scores or float(np.mean(self.memory_scores)) >= threshold
@@ -48,6 +62,7 @@ class SearchStats:
     candidates: int = 0           # candidates that started a confirmation
     refused_by_memory: int = 0
     reacquired: int = 0
+    drifts: int = 0               # confident frames the memory did not recognise (reported LOST)
     area_searched: float = 0.0    # image area covered by global windows, in frames (1.0 = one whole frame)
 
 
@@ -133,10 +148,11 @@ class GlobalSearch:
         box, score = self.score_window(frame, centre, c.box[2:])
         self.stats.windows += 1
         moved = np.hypot(box[0] + box[2] / 2.0 - centre[0], box[1] + box[3] / 2.0 - centre[1])
-        if score < self.p.confirm_threshold or moved > np.hypot(c.box[2], c.box[3]):
+        if moved > np.hypot(c.box[2], c.box[3]) or not c.extend(box, score, self.p.confirm_threshold):
             self.pending = None
             return None
-        c.box, c.score, c.hits = box, score, c.hits + 1
+        if c.misses:
+            return None
         self.check_memory(c, frame)
         if c.hits < self.p.confirm_frames:
             return None
@@ -157,10 +173,14 @@ class GlobalSearch:
     def confirm_local(self, c: Optional[Candidate], box: np.ndarray, score: float, frame: np.ndarray):
         """The local search's way out of LOST: its answer `box` with first-exit `score` extends the candidate `c`
         (None: no streak yet). Returns (candidate or None, confirmed)."""
-        if score < self.p.confirm_threshold:
+        if c is None:
+            if score < self.p.confirm_threshold:
+                return None, False
+            c = Candidate(box, score, 0)
+        if not c.extend(box, score, self.p.confirm_threshold):
             return None, False
-        c = Candidate(box, score, 0) if c is None else c
-        c.box, c.score, c.hits = box, score, c.hits + 1
+        if c.misses:
+            return c, False
         self.check_memory(c, frame)
         if c.hits < self.p.confirm_frames:
             return c, False

@@ -78,6 +78,9 @@ class TrackerParams:
     memory_size: int = 4
     memory_score: float = 0.6
     memory_interval: int = 15
+    # when a template is due (every memory_interval confident frames) the newest memory template must score the box
+    # >= verify_threshold, or the target is reported LOST (drifted onto a look-alike); 0: no check
+    verify_threshold: float = 0.45
 
 
 @dataclass
@@ -200,14 +203,20 @@ class DyTracker:
             # appearance memory agreeing (a look-alike in the local window while the target is away)
             self.recovering, confident = self.search.confirm_local(
                 self.recovering, estimate, scores[0] if confident else 0.0, frame)
+        # a box cut by the image border holds part of the target (it is leaving): neither its size nor its look is
+        # the target's, so the global search's size and the memory only learn from whole boxes
+        cut = confident and visible >= 0.99 and self.search.wants_template(answer.score)
+        if cut and not self._recognised(frame, estimate):
+            # confident on the first template, but not what the target looked like lately: the box has slid onto
+            # a look-alike (the target left or was hidden), so the target is reported LOST and searched for
+            confident = cut = False
+            self.search.stats.drifts += 1
         if confident:
             self.recovering = None
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
             self.last_seen = box_center(estimate)
             self.search.reset()
-            # a box cut by the image border holds part of the target (it is leaving): neither its size nor its look
-            # is the target's, so the global search's size and the memory only learn from whole boxes
-            if visible >= 0.99 and self.search.wants_template(answer.score):
+            if cut:
                 self.confident_size = estimate[2:].copy()
                 self.search.add_template(self._template_at(frame, estimate))
         else:
@@ -250,6 +259,12 @@ class DyTracker:
         answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0,
                               blend_size=False)
         return answer.box, answer.score
+
+    def _recognised(self, frame: np.ndarray, box: np.ndarray) -> bool:
+        """Whether the newest memory template scores the box >= verify_threshold (True when off or memory empty)."""
+        if not (self.params.redetect and self.params.verify_threshold > 0 and self.search.memory):
+            return True
+        return self._score_memory(len(self.search.memory) - 1, frame, box) >= self.params.verify_threshold
 
     def _score_memory(self, index: int, frame: np.ndarray, box: np.ndarray) -> float:
         """A box's score against memory template `index` (the backend's template is swapped and put back)."""

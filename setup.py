@@ -56,5 +56,7 @@ setup(
         "dytrack-bench-node = dytrack_ros.tools.node_latency:main",
         "dytrack-redetect-bench = dytrack_ros.evaluation.redetection:main",
         "dytrack-gpu-check = dytrack_ros.evaluation.gpu_check:main",
+        "dytrack-tune = dytrack_ros.evaluation.tune:main",
+        "dytrack-int8 = dytrack_ros.evaluation.int8:main",
     ]},
 )

@@ -29,18 +29,18 @@ for cfg in nano_s192 nano_s256 lite0_s192; do
   "$PY" -m dytrack_ros.backends.export --checkpoint "runs/cmp_$cfg/final.pt" --out "runs/cmp_$cfg/export"
   cp "runs/cmp_$cfg/final.pt" "runs/cmp_$cfg/export/model.pt"
 done
-# 2. the shipped model: continue the 192 px run on every training sequence
-"$PY" "${TRAIN[@]}" --out runs/main --data real --model-config config/model_configs/nano_s192.json \
-  --init runs/cmp_nano_s192/final.pt --steps 4000 --lr 5e-4 --warmup 50 --seed 2
+# 2.-3. each later run from its own run config (the config.json it wrote, kept beside the shipped model): the exact
+# settings, model and training; only the run folders and the checkpoints they start from are named here
+RUNS="$(mktemp -d)"
+cp models/dytrack_small/*_config.json "$RUNS/"
+rerun() { "$PY" -m dytrack_ros.training.train --config "$RUNS/$1_config.json" --out "$2" --init "$3"; }
+# 2. continue the 192 px run on every training sequence
+rerun transformer_phase2 runs/main runs/cmp_nano_s192/final.pt
 # 2b. the IoU heads alone, with 30% target-absent pairs: the score must say when the target is not in view
-"$PY" -m dytrack_ros.training.train --out runs/iou_ft --data real --init runs/main/final.pt --trainable iou_heads \
-  --negatives 0.3 --steps 600 --batch 32 --warmup 20 --lr 1e-3 --distill-weight 0 --seed 5 --workers 0
+rerun transformer_iou runs/iou_ft runs/main/final.pt
 # 3. NanoTrack's head as the first exit: its IoU score (and the resized transformer's) first, then the transformer
-"$PY" -m dytrack_ros.training.train --out runs/fe_iou --data real --init runs/iou_ft/final.pt \
-  --model-config config/model_configs/nano_first_exit.json --trainable iou_heads --negatives 0.3 --steps 400 \
-  --batch 32 --warmup 20 --lr 1e-3 --distill-weight 0 --seed 11 --workers 0 --threads 1 --save-every 100
-"$PY" "${TRAIN[@]}" --out runs/fe_train --data real --init runs/fe_iou/final.pt --steps 2400 --lr 3e-4 \
-  --warmup 50 --seed 12 --threads 1 --negatives 0.2 --distill-weight 0.5
+rerun first_exit_iou runs/fe_iou runs/iou_ft/final.pt
+rerun train runs/fe_train runs/fe_iou/final.pt
 "$PY" -m dytrack_ros.backends.export --checkpoint runs/fe_train/final.pt --out "$OUT"
 cp runs/fe_train/final.pt "$OUT/model.pt"
 cp runs/fe_train/log.csv "$OUT/train_log.csv"

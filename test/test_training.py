@@ -55,3 +55,49 @@ def test_distributed_data_parallel_world_size_2(tmp_path):
     _, extra = load_checkpoint(os.path.join(out, "final.pt"))
     assert extra["world_size"] == 2
     assert json.load(open(os.path.join(out, "config.json")))["world_size"] == 2
+
+
+def test_a_runs_config_reruns_it_exactly(tmp_path):
+    first = str(tmp_path / "first")
+    run_train(first, 2, extra=("--lr", "5e-4", "--seed", "3", "--distill-weight", "0.2", "--recycling", "none"))
+    again = str(tmp_path / "again")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "dytrack_ros.training.train", "--config",
+                        os.path.join(first, "config.json"), "--out", again],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, _ = load_checkpoint(os.path.join(first, "final.pt"))
+    b, _ = load_checkpoint(os.path.join(again, "final.pt"))
+    assert b.cfg.to_dict() == a.cfg.to_dict() and b.cfg.recycling == "none"
+    assert all(np.array_equal(a.state_dict()[k].numpy(), v.numpy()) for k, v in b.state_dict().items())
+    settings = json.load(open(os.path.join(again, "config.json")))["train"]
+    assert settings["lr"] == 5e-4 and settings["seed"] == 3 and settings["distill_weight"] == 0.2
+
+
+def test_a_resumed_run_carries_its_optimizer_in_one_checkpoint_and_keeps_the_schedule(tmp_path):
+    straight = str(tmp_path / "straight")
+    run_train(straight, 5)
+    out = str(tmp_path / "resumed")
+    run_train(out, 3)
+    _, extra = load_checkpoint(os.path.join(out, "last.pt"))
+    assert extra["optimizer"]["state"] and set(extra["rng"]) >= {"torch", "numpy", "python"}
+    assert sorted(os.listdir(out)) == ["config.json", "final.pt", "last.pt", "log.csv"]
+    run_train(out, 5)
+    lr = lambda d: [float(r["lr"]) for r in csv.DictReader(open(os.path.join(d, "log.csv")))]
+    assert lr(out)[3:] == lr(straight)[3:]       # steps 3-4 of a 5-step schedule, resumed or not
+
+
+def test_the_shipped_models_run_configs_rerun_it():
+    """build_model.sh reruns each training run of models/dytrack_small from the config.json it wrote: the settings
+    parse in this version, and the last run's model settings are the shipped checkpoint's architecture."""
+    from dytrack_ros.model import ModelConfig
+    from dytrack_ros.training.train import parse_args
+    folder = os.path.join(ROOT, "models", "dytrack_small")
+    for name in ("transformer_phase2", "transformer_iou", "first_exit_iou", "train"):
+        args, model_settings = parse_args(["--config", os.path.join(folder, f"{name}_config.json"), "--out", "x"])
+        recorded = json.load(open(os.path.join(folder, f"{name}_config.json")))
+        assert model_settings == recorded["model"]
+        assert {k: getattr(args, k) for k in ("steps", "lr", "seed", "negatives", "trainable")} == \
+            {k: recorded["train"][k] for k in ("steps", "lr", "seed", "negatives", "trainable")}
+    shipped, _ = load_checkpoint(os.path.join(folder, "model.pt"))
+    assert ModelConfig.from_dict(model_settings).to_dict() == shipped.cfg.to_dict()

@@ -13,6 +13,8 @@ def cxcywh_to_xyxy(b):
 
 
 def box_iou_and_giou(pred_cxcywh, gt_cxcywh):
+    # row-wise IoU and GIoU of matched boxes. torchvision.ops has them, but torchvision does not import beside the
+    # CPU torch wheel this project installs (DESIGN.md), so they stay these few lines
     p, g = cxcywh_to_xyxy(pred_cxcywh), cxcywh_to_xyxy(gt_cxcywh)
     lt, rb = torch.max(p[:, :2], g[:, :2]), torch.min(p[:, 2:], g[:, 2:])
     inter = (rb - lt).clamp(min=0).prod(1)

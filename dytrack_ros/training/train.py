@@ -3,7 +3,10 @@
 Single process:   dytrack-train --out runs/base --steps 3000
 Data parallel:    torchrun --nproc_per_node 2 -m dytrack_ros.training.train --out runs/ddp --steps 100
                   (gloo on CPU, nccl on CUDA; each rank draws different data, gradients are averaged)
-Resume:           the same command again: it continues from <out>/last.pt.
+Resume:           the same command again: it continues from <out>/last.pt (weights, optimizer and random generators in
+                  that one file, written atomically; the LR schedule is replayed to the step, so --steps may grow).
+Rerun a run:      dytrack-train --config runs/base/config.json [--out runs/base_again]  (every run writes its whole
+                  setting, model and training, to <out>/config.json; flags given beside --config override it)
 Real sequences:   --data real   (the train split of data/real_sequences.json, extracted into .data/realdata)
 Other datasets:   --data got10k:/path/to/GOT-10k/train  (or lasot:..., trackingnet:..., otb:...)
 """
@@ -26,9 +29,11 @@ from ..model import DyTrackNet, ModelConfig, load_checkpoint, save_checkpoint, t
 from .losses import dytrack_loss
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, config.json")
+    p.add_argument("--config", default=None,
+                   help="a run's config.json ({'model': ..., 'train': ...}): its settings, then any flags given here")
+    p.add_argument("--out", default=None, help="run folder: checkpoints, log.csv, config.json")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=32, help="per process")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -57,7 +62,37 @@ def parse_args(argv=None):
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(argv)
+    return p
+
+
+def read_run_config(path: str) -> dict:
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--config {path}: cannot read it as JSON ({exc})")
+    if not isinstance(run, dict) or not isinstance(run.get("train"), dict):
+        raise SystemExit(f"--config {path}: expected a run config with a 'train' section (a run's config.json)")
+    return run
+
+
+def parse_args(argv=None):
+    """The flags; with --config, the run config's 'train' values are the defaults the flags given override, and its
+    'model' section (args.model_settings) is the architecture unless --model-config is given explicitly."""
+    p = build_parser()
+    first, _ = p.parse_known_args(argv)
+    run = read_run_config(first.config) if first.config else {"train": {}}
+    known = {a.dest for a in p._actions}
+    ignored = sorted(set(run["train"]) - known)
+    if ignored:
+        print(f"note: {first.config} sets {', '.join(ignored)}, which this version does not have: ignored")
+    p.set_defaults(**{k: v for k, v in run["train"].items() if k in known and k != "config"})
+    args = p.parse_args(argv)
+    if not args.out:
+        p.error("--out is required (or a --config whose run names it)")
+    explicit_model = args.model_config is not None and args.model_config != run["train"].get("model_config")
+    model_settings = None if explicit_model else run.get("model")
+    return args, model_settings
 
 
 def build_dataset(args, cfg, rank):
@@ -91,11 +126,28 @@ def build_dataset(args, cfg, rank):
     return pairs.FolderPairs(cfg, readers[kind](root), seed=seed)
 
 
-def lr_at(step, args):
-    if step < args.warmup:
-        return args.lr * (step + 1) / args.warmup
-    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-    return args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+def lr_schedule(opt: torch.optim.Optimizer, args) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up over args.warmup steps from lr/warmup, then cosine decay to 0 at args.steps (per step)."""
+    sched = torch.optim.lr_scheduler
+    cosine = sched.CosineAnnealingLR(opt, T_max=max(1, args.steps - args.warmup))
+    if args.warmup <= 0:
+        return cosine
+    warm = sched.LinearLR(opt, start_factor=1.0 / args.warmup, end_factor=1.0, total_iters=max(args.warmup - 1, 1))
+    return sched.SequentialLR(opt, [warm, cosine], milestones=[args.warmup])
+
+
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(keys.astype(np.int64)),
+            "numpy_rest": [int(pos), int(has_gauss), float(gauss)], "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    pos, has_gauss, gauss = state["numpy_rest"]
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def exit_weights(step, args, num_stages):
@@ -105,7 +157,7 @@ def exit_weights(step, args, num_stages):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, model_settings = parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -123,17 +175,17 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     last = os.path.join(args.out, "last.pt")
-    start_step = 0
+    start_step, resume = 0, {}
     if os.path.exists(last):
-        model, extra = load_checkpoint(last)
-        start_step = int(extra.get("step", 0))
-        opt_state = torch.load(os.path.join(args.out, "optimizer.pt"), map_location="cpu", weights_only=True) \
-            if os.path.exists(os.path.join(args.out, "optimizer.pt")) else None
+        model, resume = load_checkpoint(last)
+        start_step = int(resume.get("step", 0))
         if rank == 0:
             print(f"resuming from {last} at step {start_step}")
     else:
         init_model = load_checkpoint(args.init)[0] if args.init else None
-        if args.model_config:
+        if model_settings is not None:    # --config: the run's own architecture, exactly
+            cfg = ModelConfig.from_dict(model_settings)
+        elif args.model_config:
             cfg = ModelConfig.from_dict(json.load(open(args.model_config)))
         else:   # continuing a run: its own architecture
             cfg = ModelConfig.from_dict(init_model.cfg.to_dict()) if init_model is not None else ModelConfig()
@@ -147,7 +199,6 @@ def main(argv=None):
             fresh = [n for n in transfer_weights(model, init_model) if not n.startswith(("stem.", "nano_head."))]
             if rank == 0:
                 print(f"started from {args.init} (another configuration); newly initialised: {', '.join(fresh)}")
-        opt_state = None
     cfg = model.cfg
     model.to(device).train()
     if args.trainable == "iou_heads":
@@ -163,12 +214,21 @@ def main(argv=None):
             p.requires_grad_(True)
     stem_ids = {id(p) for p in stem_params}
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if id(p) not in stem_ids], "lr_scale": 1.0}]
+    groups = [{"params": [p for p in params if id(p) not in stem_ids], "lr": args.lr}]
     if stem_params:
-        groups.append({"params": stem_params, "lr_scale": args.stem_lr_scale})
+        groups.append({"params": stem_params, "lr": args.lr * args.stem_lr_scale})
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
-    if opt_state:
-        opt.load_state_dict(opt_state)
+    if "optimizer" in resume:
+        opt.load_state_dict(resume["optimizer"])
+        set_rng_state(resume["rng"])
+    elif os.path.exists(os.path.join(args.out, "optimizer.pt")):   # a run from before checkpoints carried it
+        opt.load_state_dict(torch.load(os.path.join(args.out, "optimizer.pt"), map_location="cpu", weights_only=True))
+    rates = [args.lr, args.lr * args.stem_lr_scale][:len(opt.param_groups)]
+    for group, rate in zip(opt.param_groups, rates):   # this invocation's rates, not the checkpoint's last ones
+        group["lr"] = group["initial_lr"] = rate
+    schedule = lr_schedule(opt, args)
+    for _ in range(start_step):   # replayed, not restored: a resumed run may be given more --steps (a longer decay)
+        schedule.step()
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
     if rank == 0:
         with open(os.path.join(args.out, "config.json"), "w") as f:
@@ -186,8 +246,7 @@ def main(argv=None):
     t0 = time.time()
     for step in bar:
         template, search, gt, present = (t.to(device, non_blocking=True) for t in next(batches))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args) * g.get("lr_scale", 1.0)
+        lr = opt.param_groups[0]["lr"]
         outs = net(template, search)
         parts = dytrack_loss(model, outs, gt, exit_weights(step, args, cfg.num_stages), args.distill_weight,
                              present=present)
@@ -195,8 +254,9 @@ def main(argv=None):
         parts["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        schedule.step()
         if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
-            row = {"step": step, "lr": lr_at(step, args), "seconds": round(time.time() - t0, 1)}
+            row = {"step": step, "lr": lr, "seconds": round(time.time() - t0, 1)}
             row.update({k: round(float(v.detach()), 5) for k, v in parts.items()})
             if writer is None:
                 writer = csv.DictWriter(log_file, fieldnames=list(row), extrasaction="ignore")
@@ -207,8 +267,9 @@ def main(argv=None):
             bar.set_postfix(loss=f"{row['total']:.3f}", **{f"iou{k}": f"{row.get(f'box_iou{k}', 0):.2f}"
                                                             for k in range(cfg.num_stages)})
         if rank == 0 and ((step + 1) % args.save_every == 0 or step == args.steps - 1):
-            save_checkpoint(last, model, {"step": step + 1, "args": vars(args)})
-            torch.save(opt.state_dict(), os.path.join(args.out, "optimizer.pt"))
+            # one file, replaced atomically: a crash mid-save leaves the previous checkpoint whole
+            save_checkpoint(last, model, {"step": step + 1, "args": vars(args), "optimizer": opt.state_dict(),
+                                          "rng": rng_state()})
     if rank == 0:
         save_checkpoint(os.path.join(args.out, "final.pt"), model,
                         {"step": args.steps, "args": vars(args), "train_seconds": round(time.time() - t0, 1),

@@ -227,3 +227,16 @@ def test_transfer_weights_copies_what_fits_and_resizes_the_position_grids():
     small.pos_search.data.fill_(0.25)
     transfer_weights(big, small)
     assert torch.allclose(big.pos_search, torch.full_like(big.pos_search, 0.25))
+
+
+def test_training_mode_leaves_the_frozen_parts_batchnorm_statistics_alone():
+    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=128, search_size=256,
+                      first_exit="nanotrack_v2", dim=32, heads=2, depth=2, stage_ends=(1, 2))
+    model = DyTrackNet(cfg).train()
+    assert model.training and not model.stem.training and not model.nano_head.training
+    assert model.blocks[0].training
+    frozen = {k: v.clone() for k, v in model.state_dict().items()
+              if "running_" in k and k.startswith(("stem.", "nano_head."))}
+    t, s = inputs(cfg, b=2)
+    model(t, s)                                          # a training-mode forward pass
+    assert frozen and all(torch.equal(v, model.state_dict()[k]) for k, v in frozen.items())

@@ -72,20 +72,25 @@ class DyTrackNet(nn.Module):
                 p.requires_grad_(False)
             self.nano_iou = IoUHead(96, template_dim=cfg.stem_channels)
 
+    def train(self, mode: bool = True) -> "DyTrackNet":
+        """Frozen parts keep their BatchNorm statistics in every mode: the stem when cfg.freeze_stem, NanoTrack's
+        head always (it is kept as trained)."""
+        super().train(mode)
+        if self.cfg.freeze_stem:
+            self.stem.eval()
+        if self.first:
+            self.nano_head.eval()
+        return self
+
     # ---- tokenizer --------------------------------------------------------------------------------
     def _tokens(self, image: torch.Tensor) -> torch.Tensor:
-        feat = self._stem_features(image)               # (B, C, g, g); frozen BatchNorm statistics while training
+        feat = self.stem(image)               # (B, C, g, g); frozen BatchNorm statistics: see train()
         return self.embed(feat.flatten(2).transpose(1, 2))
 
     def embed_template(self, template: torch.Tensor) -> torch.Tensor:
         if self.first:   # the head needs the raw features; stage 0 embeds them for the transformer stages
-            return self._stem_features(template).flatten(2).transpose(1, 2)
+            return self.stem(template).flatten(2).transpose(1, 2)
         return self._tokens(template) + self.pos_template
-
-    def _stem_features(self, image: torch.Tensor) -> torch.Tensor:
-        if self.cfg.freeze_stem:
-            self.stem.eval()
-        return self.stem(image)
 
     def embed_search(self, search: torch.Tensor) -> torch.Tensor:
         return self._tokens(search) + self.pos_search
@@ -99,9 +104,8 @@ class DyTrackNet(nn.Module):
         """Stage 0 with a first exit: NanoTrack's head on the stem features; hands on the embedded tokens."""
         b, _, c = template_feat.shape
         g = self.cfg.template_grid
-        self.nano_head.eval()   # frozen BatchNorm statistics
         z = template_feat.transpose(1, 2).reshape(b, c, g, g)
-        x = self._stem_features(search)
+        x = self.stem(search)
         out = self.nano_head(z, x)
         box, idx = decode_box(out["score_map"], out["size_map"], out["offset_map"])
         feats = out.pop("features").flatten(2).transpose(1, 2)           # (B, g*g, 96)

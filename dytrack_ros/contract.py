@@ -27,9 +27,12 @@ MANIFEST_NAME = "manifest.json"
 CHECKPOINT_NAME = "model.pt"
 MANIFEST_FORMAT = "dytrack-staged-onnx/1"
 
-# pixel normalisation of every crop the network sees: (RGB pixel - mean) / scale
-PIXEL_MEAN = 127.0
-PIXEL_SCALE = 128.0
+# how a model's graphs take pixels: its stem's own convention, (pixel in `color` order - mean) / scale, written into
+# the manifest at export and checked on load; to_network_input converts a crop to it, the graphs convert nothing
+INPUT_CONVENTIONS = {
+    "nanotrack_v2": {"color": "BGR", "mean": 0.0, "scale": 1.0},     # NanoTrack's backbone: raw BGR 0..255
+    "lite0": {"color": "RGB", "mean": 127.0, "scale": 128.0},        # EfficientNet-Lite's
+}
 
 # one stage graph's outputs, in this order (the exporter names them so; backends read them by position)
 STAGE_OUTPUTS = ("carry", "score_map", "size_map", "offset_map", "box", "score", "iou_map")
@@ -51,10 +54,27 @@ TRACKER_SETTING_RANGES = {"window_influence": (0.0, 1.0), "scale_penalty": (0.0,
 TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False)}
 
 
-def to_network_input(crop_bgr: np.ndarray) -> np.ndarray:
-    """uint8 BGR HxWx3 crop -> float32 1x3xHxW RGB, normalised as above (what every graph takes)."""
-    rgb = crop_bgr[:, :, ::-1].astype(np.float32)
-    return ((rgb - PIXEL_MEAN) / PIXEL_SCALE).transpose(2, 0, 1)[None].copy()
+def input_convention(model_config: dict) -> dict:
+    """The pixel convention of a model's graphs (INPUT_CONVENTIONS), from its config's stem."""
+    stem = model_config.get("stem", "lite0")
+    if stem not in INPUT_CONVENTIONS:
+        raise BackendError(f"no input convention for stem {stem!r} (known: {sorted(INPUT_CONVENTIONS)})")
+    return dict(INPUT_CONVENTIONS[stem])
+
+
+def to_network_input(crop_bgr: np.ndarray, convention: dict) -> np.ndarray:
+    """uint8 BGR HxWx3 crop -> float32 1x3xHxW in the model's convention (input_convention): the one conversion."""
+    x = crop_bgr if convention["color"] == "BGR" else crop_bgr[:, :, ::-1]
+    x = x.astype(np.float32)
+    if convention["mean"] != 0.0 or convention["scale"] != 1.0:
+        x = (x - np.float32(convention["mean"])) / np.float32(convention["scale"])
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def from_network_input(x: np.ndarray, convention: dict) -> np.ndarray:
+    """The inverse (1x3xHxW -> float HxWx3 BGR 0..255): what a crop looked like, for tests and debugging."""
+    img = x[0].transpose(1, 2, 0) * convention["scale"] + convention["mean"]
+    return img if convention["color"] == "BGR" else img[:, :, ::-1]
 
 
 def stage_input_names(stage: int) -> tuple:
@@ -112,6 +132,9 @@ class StageResult:
 class StagedBackend(ABC):
     name = "base"
     num_stages: int
+    # the pixel convention its graphs take (INPUT_CONVENTIONS): backends built from a manifest use the manifest's;
+    # this default (raw BGR) serves backends made up in tests
+    input_convention: dict = {"color": "BGR", "mean": 0.0, "scale": 1.0}
 
     @abstractmethod
     def set_template(self, template: np.ndarray) -> None:
@@ -199,12 +222,18 @@ class Manifest:
         self.data["model_sha256"] = self.model_hash()
         self.save()
 
+    @property
+    def normalization(self) -> dict:
+        """How the graphs take pixels (what the tracker converts crops to): the model's stem convention."""
+        return input_convention(self.data.get("model_config", {}))
+
     def check_normalization(self) -> None:
         norm = self.data.get("normalization")
-        want = {"color": "RGB", "mean": PIXEL_MEAN, "scale": PIXEL_SCALE}
-        if norm is not None and any(norm.get(k) != v for k, v in want.items()):
-            raise BackendError(f"{self.folder}: normalisation {norm} is not the one this version feeds the graphs "
-                               f"({want})")
+        want = self.normalization
+        if norm is None or any(norm.get(k) != v for k, v in want.items()):
+            raise BackendError(f"{self.folder}: its graphs take pixels as {norm}, this version feeds a "
+                               f"{self.data.get('model_config', {}).get('stem')} model {want} (graphs exported by an "
+                               f"older version convert inside): re-export the model with dytrack-export")
 
     def check_editable(self) -> None:
         """The fields a user may edit: exit thresholds (one per stage, 0..1) and known tracker settings in range."""
@@ -286,8 +315,7 @@ class Manifest:
             "stage_inputs": [list(stage_input_names(k)) for k in range(n)],
             "exit_thresholds": [float(t) for t in thresholds] if thresholds else default_thresholds(n),
             **{k: model_config[k] for k in ("template_size", "search_size", "template_factor", "search_factor")},
-            "normalization": {"color": "RGB", "mean": PIXEL_MEAN, "scale": PIXEL_SCALE,
-                              "formula": "(pixel - mean) / scale"},
+            "normalization": {**input_convention(model_config), "formula": "(pixel - mean) / scale"},
             "model_config": dict(model_config),
             "sha256": {name: sha256_of(os.path.join(folder, name)) for name in [template_graph, *stage_graphs]},
         }

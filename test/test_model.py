@@ -101,17 +101,17 @@ NANOTRACK_DIR = os.environ.get("DYTRACK_NANOTRACK_DIR", os.path.join(ROOT, "mode
 
 def test_nanotrack_stem_loads_its_shipped_weights_and_takes_our_crops():
     from dytrack_ros.model.nanotrack_stem import NanoTrackStem
-    from dytrack_ros.contract import to_network_input
+    from dytrack_ros.contract import input_convention, to_network_input
     stem = NanoTrackStem().eval()
     before = stem.features[0][0].weight.clone()
     stem.load_pretrained()
     assert not torch.equal(before, stem.features[0][0].weight)
     bgr = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     with torch.no_grad():
-        ours = stem(torch.from_numpy(to_network_input(bgr)))      # normalised RGB in
-        raw = stem.forward_raw_bgr(torch.from_numpy(bgr.transpose(2, 0, 1)[None].astype(np.float32)))
+        x = to_network_input(bgr, input_convention({"stem": "nanotrack_v2"}))
+        ours = stem(torch.from_numpy(x))
+    assert np.array_equal(x[0].transpose(1, 2, 0), bgr)             # the crop's own pixels: nothing to undo inside
     assert ours.shape == (1, 48, 8, 8)                              # 128 px -> 8x8 tokens (stride 16)
-    assert torch.allclose(ours, raw, atol=1e-3)                     # the conversion to BGR 0..255 is exact
 
 
 def published_graph(part):
@@ -131,7 +131,7 @@ def test_nanotrack_stem_matches_the_published_backbone_graph():
     x = np.random.default_rng(1).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)
     ref = published_graph("backbone").run(None, {"input": x})[0]
     with torch.no_grad():
-        ours = stem.forward_raw_bgr(torch.from_numpy(x)).numpy()
+        ours = stem(torch.from_numpy(x)).numpy()
     assert ours.shape == ref.shape == (1, 48, 16, 16)
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 

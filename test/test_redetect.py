@@ -4,7 +4,7 @@ The target vanishes and comes back far from where it was lost; a look-alike appe
 import numpy as np
 import pytest
 
-from dytrack_ros.contract import PIXEL_MEAN, PIXEL_SCALE, StagedBackend, StageResult
+from dytrack_ros.contract import StagedBackend, StageResult, from_network_input
 from dytrack_ros.tracking import LOST, TRACKING
 from dytrack_ros.tracking.redetect import grid_centres
 from dytrack_ros.tracking.tracker import DyTracker, TrackerParams
@@ -21,14 +21,14 @@ class ColourBackend(StagedBackend):
         self.stage0_runs = 0
 
     def set_template(self, template):
-        t = template[0] * PIXEL_SCALE + PIXEL_MEAN
-        self.colour = t[:, t.shape[1] // 2, t.shape[2] // 2]
+        t = from_network_input(template, self.input_convention)
+        self.colour = t[t.shape[0] // 2, t.shape[1] // 2]
 
     def run_stage(self, stage, search=None):
         self.stage0_runs += 1
-        img = search[0] * PIXEL_SCALE + PIXEL_MEAN
-        size = img.shape[-1]
-        dist = np.abs(img - self.colour[:, None, None]).max(0)
+        img = from_network_input(search, self.input_convention)
+        size = img.shape[0]
+        dist = np.abs(img - self.colour).max(-1)
         mask = dist < TOL
         score_map, iou = np.zeros((G, G), np.float32), np.zeros((G, G), np.float32)
         sizes, offsets = np.full((2, G, G), 0.1, np.float32), np.zeros((2, G, G), np.float32)

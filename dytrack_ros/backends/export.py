@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..contract import (CHECKPOINT_NAME, STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest, stage_input_names,
-                        to_network_input)
+from ..contract import (CHECKPOINT_NAME, STAGE_OUTPUTS, TEMPLATE_INPUT, TEMPLATE_OUTPUT, Manifest, input_convention,
+                        stage_input_names, to_network_input)
 from ..model import DyTrackNet, StageGraph, TemplateGraph, load_checkpoint
 
 OPSET = 18
@@ -34,8 +34,8 @@ def _export(module, args, path, input_names, output_names):
                           opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
 
 
-def _to_input(bgr: np.ndarray, size: int) -> torch.Tensor:
-    return torch.from_numpy(to_network_input(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)))
+def _to_input(bgr: np.ndarray, size: int, convention: dict) -> torch.Tensor:
+    return torch.from_numpy(to_network_input(cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA), convention))
 
 
 def example_inputs(model: DyTrackNet, frame: Optional[np.ndarray] = None, seed: int = 0) -> Tuple[torch.Tensor, ...]:
@@ -48,7 +48,8 @@ def example_inputs(model: DyTrackNet, frame: Optional[np.ndarray] = None, seed: 
     h, w = frame.shape[:2]
     side = min(h, w) // 2
     centre = frame[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
-    return _to_input(centre, cfg.template_size), _to_input(frame, cfg.search_size)
+    convention = input_convention(cfg.to_dict())
+    return _to_input(centre, cfg.template_size, convention), _to_input(frame, cfg.search_size, convention)
 
 
 def export_model(model: DyTrackNet, out_dir: str, thresholds: Optional[List[float]] = None,

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..contract import HEAD_OUTPUTS, STAGE_OUTPUTS, BackendError, StagedBackend, StageResult
+from ..contract import HEAD_OUTPUTS, STAGE_OUTPUTS, BackendError, StagedBackend, StageResult, input_convention
 from ..model import DyTrackNet, StageGraph
 
 
@@ -24,6 +24,7 @@ class TorchBackend(StagedBackend):
         self.model = model.to(self.device).eval()
         self.stages = [StageGraph(self.model, k) for k in range(model.cfg.num_stages)]
         self.num_stages = model.cfg.num_stages
+        self.input_convention = input_convention(model.cfg.to_dict())   # the code's own: model.pt has no graphs
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
         self._template = None
         self._carry = None

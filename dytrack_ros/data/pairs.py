@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..model.config import ModelConfig
-from ..contract import to_network_input
+from ..contract import input_convention, to_network_input
 from ..tracking.crops import box_to_crop_units, crop_and_resize, crop_side, box_center
 from .synthetic import Scene, SequenceSpec
 
@@ -43,6 +43,7 @@ class SyntheticPairs(torch.utils.data.IterableDataset):
     def __init__(self, cfg: ModelConfig, photos: List[np.ndarray], seed: int, pairs_per_scene: int = 4,
                  max_gap: int = 40, spec: Optional[SequenceSpec] = None, negatives: float = 0.0):
         self.cfg, self.photos, self.seed = cfg, photos, seed
+        self.convention = input_convention(cfg.to_dict())
         self.pairs_per_scene, self.max_gap, self.negatives = pairs_per_scene, max_gap, negatives
         self.spec = spec or SequenceSpec(length=max_gap + 1)
 
@@ -68,8 +69,8 @@ class SyntheticPairs(torch.utils.data.IterableDataset):
                 else:
                     frame, box = cache[t1], scene.boxes[t1]
                 template, search, gt = make_pair(self.cfg, rng, cache[t0], scene.boxes[t0], frame, box)
-                yield (torch.from_numpy(to_network_input(color_jitter(rng, template))[0]),
-                       torch.from_numpy(to_network_input(search)[0]), torch.from_numpy(gt),
+                yield (torch.from_numpy(to_network_input(color_jitter(rng, template), self.convention)[0]),
+                       torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(gt),
                        torch.tensor(0.0 if negative else 1.0))
             previous = cache[t1]
 
@@ -79,6 +80,7 @@ class FolderPairs(torch.utils.data.IterableDataset):
 
     def __init__(self, cfg: ModelConfig, sequences, seed: int, max_gap: int = 100):
         self.cfg, self.sequences, self.seed, self.max_gap = cfg, sequences, seed, max_gap
+        self.convention = input_convention(cfg.to_dict())
 
     def __iter__(self):
         import cv2
@@ -96,7 +98,7 @@ class FolderPairs(torch.utils.data.IterableDataset):
             if f0 is None or f1 is None:
                 continue
             template, search, gt = make_pair(self.cfg, rng, f0, seq.boxes[t0], f1, seq.boxes[t1])
-            yield (torch.from_numpy(to_network_input(template)[0]), torch.from_numpy(to_network_input(search)[0]),
+            yield (torch.from_numpy(to_network_input(template, self.convention)[0]), torch.from_numpy(to_network_input(search, self.convention)[0]),
                    torch.from_numpy(gt), torch.tensor(1.0))
 
 
@@ -171,6 +173,7 @@ class RealPairs(torch.utils.data.IterableDataset):
     def __init__(self, cfg: ModelConfig, sequences, cache_path: str, seed: int, max_gap: int = 100,
                  negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0):
         self.cfg, self.seed, self.max_gap, self.negatives = cfg, seed, max_gap, negatives
+        self.convention = input_convention(cfg.to_dict())
         self.cache_path = cache_path
         self.cache_size = cache_size_for(cfg)
         _, self.index = build_frame_cache(sequences, cache_path, self.cache_size)
@@ -224,5 +227,5 @@ class RealPairs(torch.utils.data.IterableDataset):
                 template, search = template[:, ::-1], search[:, ::-1]
                 gt = gt.copy()
                 gt[0] = 1.0 - gt[0]
-            yield (torch.from_numpy(to_network_input(template)[0]), torch.from_numpy(to_network_input(search)[0]),
+            yield (torch.from_numpy(to_network_input(template, self.convention)[0]), torch.from_numpy(to_network_input(search, self.convention)[0]),
                    torch.from_numpy(gt), torch.tensor(0.0 if negative else 1.0))

@@ -43,13 +43,14 @@ def main(argv=None):
     p.add_argument("--sequences", type=int, default=6)
     p.add_argument("--length", type=int, default=100)
     args = p.parse_args(argv)
-    info = model_manifest(args.model).data
+    manifest = model_manifest(args.model)
+    info, convention = manifest.data, manifest.normalization
     suite = generated_suite(args.sequences, args.length, seed=7000)
     f0, b0 = suite[0].frame(0), suite[0].boxes[0]
     template = to_network_input(crop_and_resize(f0, box_center(b0), crop_side(b0, info["template_factor"]),
-                                                info["template_size"]))
+                                                info["template_size"]), convention)
     search = to_network_input(crop_and_resize(suite[0].frame(5), box_center(b0), crop_side(b0, info["search_factor"]),
-                                              info["search_size"]))
+                                              info["search_size"]), convention)
     rows, end_to_end = [], []
     candidates = [("torch", "cpu"), ("onnxruntime", "cpu"), ("openvino", "cpu")]
     import torch

@@ -89,10 +89,11 @@ def real_crops(manifest: Manifest, frames: List[np.ndarray], count: int = 4):
     d = manifest.data
     box = np.array(DEMO_INIT, float)
     template = to_network_input(crop_and_resize(frames[0], box_center(box), crop_side(box, d["template_factor"], 0.5),
-                                                d["template_size"]))
+                                                d["template_size"]), manifest.normalization)
     step = max(1, (len(frames) - 1) // count)
     searches = [to_network_input(crop_and_resize(frames[i], box_center(box), crop_side(box, d["search_factor"], 0.5),
-                                                 d["search_size"])) for i in range(1, len(frames), step)][:count]
+                                                 d["search_size"]), manifest.normalization)
+                for i in range(1, len(frames), step)][:count]
     return template, searches
 
 

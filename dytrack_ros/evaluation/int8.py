@@ -34,7 +34,7 @@ def real_crops(manifest: Manifest, split: str, count: int, seed: int):
             c = box_center(box)
             t = crop_and_resize(seq.frame(i), c, crop_side(box, d["template_factor"]), d["template_size"])
             s = crop_and_resize(seq.frame(i + 5), c, crop_side(box, d["search_factor"]), d["search_size"])
-            out.append((to_network_input(t), to_network_input(s)))
+            out.append((to_network_input(t, manifest.normalization), to_network_input(s, manifest.normalization)))
     return out
 
 

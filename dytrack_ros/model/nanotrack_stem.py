@@ -8,8 +8,8 @@ nanotrackv2.pth` (Apache-2.0), its `backbone.*` tensors saved as `models/third_p
 (see the NOTICE there). The module layout is written from the MobileNetV3 paper's table so that those tensor
 names load as they are; `test_model.py` checks it against the published ONNX graph of the same backbone.
 
-Input: raw BGR pixels 0..255 (NanoTrack's convention; no mean/std), so this stem converts from our normalised
-RGB input inside forward().
+Input: raw BGR pixels 0..255 (NanoTrack's convention; no mean/std). The tracker converts its crops to that once
+(contract.INPUT_CONVENTIONS, recorded in the manifest); nothing is converted inside.
 """
 from __future__ import annotations
 
@@ -73,16 +73,9 @@ class NanoTrackStem(nn.Module):
             layers.append(InvertedResidual(cin, kernel, mid, cout, se, hs, stride))
             cin = cout
         self.features = nn.Sequential(*layers)
-        # our crops are (RGB - 127) / 128; NanoTrack wants BGR 0..255: x_bgr255 = flip(x * 128 + 127)
-        self.register_buffer("pixel_scale", torch.tensor(128.0), persistent=False)
-        self.register_buffer("pixel_mean", torch.tensor(127.0), persistent=False)
 
     def forward(self, x):
-        x = torch.flip(x, dims=[1]) * self.pixel_scale + self.pixel_mean
-        return self.features(x)
-
-    def forward_raw_bgr(self, x):
-        """NanoTrack's own input convention (used by the equivalence test against its ONNX graph)."""
+        """x: raw BGR pixels 0..255 (NanoTrack's convention; contract.INPUT_CONVENTIONS)."""
         return self.features(x)
 
     def load_pretrained(self, path: str = WEIGHTS_FILE) -> str:

@@ -317,7 +317,7 @@ def startup_cases(model, tmp):
     tampered = []
     for label, edit in (("search_factor 4 -> 9", lambda d: d.update(search_factor=9.0)),
                         ("search_size 256 -> 356", lambda d: d.update(search_size=356)),
-                        ("normalisation mean 127 -> 0", lambda d: d["normalization"].update(mean=0.0))):
+                        ("normalisation colour BGR -> RGB", lambda d: d["normalization"].update(color="RGB"))):
         folder = os.path.join(tmp, f"tampered{len(tampered)}")
         shutil.copytree(model, folder)
         t = Manifest.read(folder)

@@ -151,7 +151,7 @@ class DyTracker:
         self.fill = frame.mean(axis=(0, 1)) if p.mean_padding else None
         side = crop_side(b, p.template_factor, p.context_amount)
         template = crop_and_resize(frame, box_center(b), side, p.template_size, self.fill)
-        self.template = to_network_input(template)
+        self.template = to_network_input(template, self.backend.input_convention)
         self.backend.set_template(self.template)
         self.box, self.state, self.growth, self.low_frames, self.recovering = b, TRACKING, 1.0, 0, None
         self.init_size = b[2:].copy()
@@ -169,7 +169,8 @@ class DyTracker:
         p = self.params
         center = box_center(self.box)
         side = crop_side(self.box, p.search_factor, p.context_amount) * self.growth
-        search = to_network_input(crop_and_resize(frame, center, side, p.search_size, self.fill))
+        search = to_network_input(crop_and_resize(frame, center, side, p.search_size, self.fill),
+                                  self.backend.input_convention)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
@@ -247,14 +248,16 @@ class DyTracker:
     def _template_at(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         p = self.params
         side = crop_side(box, p.template_factor, p.context_amount)
-        return to_network_input(crop_and_resize(frame, box_center(box), side, p.template_size, self.fill))
+        return to_network_input(crop_and_resize(frame, box_center(box), side, p.template_size, self.fill),
+                                self.backend.input_convention)
 
     def _score_window(self, frame: np.ndarray, centre, size):
         """The first exit on one window of the global search, sized for a target of `size` (w, h): its best box
         anywhere in the window (no motion prior, candidate sizes judged against `size`) and that box's predicted IoU."""
         p = self.params
         side = crop_side((0, 0, size[0], size[1]), p.search_factor, p.context_amount)
-        search = to_network_input(crop_and_resize(frame, centre, side, p.search_size, self.fill))
+        search = to_network_input(crop_and_resize(frame, centre, side, p.search_size, self.fill),
+                                  self.backend.input_convention)
         prior = np.array([centre[0], centre[1], size[0], size[1]])
         answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0,
                               blend_size=False)

@@ -119,3 +119,27 @@ def test_a_truncated_checkpoint_is_refused_by_the_torch_backend(tiny_bundle, tmp
         f.truncate(1000)
     with pytest.raises(BackendError, match="model.pt does not match"):
         create_backend("torch", folder)
+
+
+def test_a_model_whose_graphs_take_other_pixels_is_refused_and_crops_are_converted_once(tiny_first_exit_bundle,
+                                                                                      tmp_path):
+    """The manifest says how the graphs take pixels (the stem's convention); a folder exported by a version whose
+    NanoTrack graphs converted normalised RGB back inside (sealed as such) is refused with what to do."""
+    import shutil
+    from dytrack_ros.backends import create_backend
+    from dytrack_ros.contract import input_convention, to_network_input
+    m = Manifest.load(tiny_first_exit_bundle)
+    assert m.normalization == {"color": "BGR", "mean": 0.0, "scale": 1.0}                # NanoTrack's own
+    assert all(m.data["normalization"][k] == v for k, v in m.normalization.items())
+    crop = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(to_network_input(crop, m.normalization)[0].transpose(1, 2, 0), crop)
+    lite = to_network_input(crop, input_convention({"stem": "lite0"}))
+    assert np.allclose(lite[0].transpose(1, 2, 0) * 128 + 127, crop[:, :, ::-1])
+    folder = str(tmp_path / "old")
+    shutil.copytree(tiny_first_exit_bundle, folder)
+    old = Manifest.read(folder)
+    old.data["normalization"] = {"color": "RGB", "mean": 127.0, "scale": 128.0, "formula": "(pixel - mean) / scale"}
+    old.seal()
+    for kind in ("onnxruntime", "torch"):
+        with pytest.raises(BackendError, match="re-export the model"):
+            create_backend(kind, folder)

@@ -145,6 +145,16 @@ def dytrack_variants(tracker, thresholds, calibrated) -> dict:
         variants["DyTrack dynamic calibrated " + "/".join(f"{t:.2f}" for t in calibrated[:-1])] = dynamic(calibrated)
     for stage in range(k, 0, -1):
         variants[f"DyTrack exit {stage} forced" + (" (full depth)" if stage == k else "")] = forced(stage)
+
+    def first_exit_without_redetection(seq):
+        saved = tracker.params.redetect
+        tracker.params.redetect = False
+        try:
+            return run_dytrack(tracker, seq, force_stages=1)
+        finally:
+            tracker.params.redetect = saved
+    # like for like with NanoTrack's own loop (which never searches the whole image): loop parity and its time
+    variants["DyTrack exit 1 forced, re-detection off"] = first_exit_without_redetection
     for t in thresholds:
         variants[f"DyTrack dynamic t={t:.2f}"] = dynamic([t] * (k - 1) + [0.0])
     return variants

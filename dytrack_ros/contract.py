@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+DEFAULT_MODEL_DIR = "models/dytrack_small"    # the shipped model, relative to the repository (commands' --model)
 MANIFEST_NAME = "manifest.json"
 CHECKPOINT_NAME = "model.pt"
 MANIFEST_FORMAT = "dytrack-staged-onnx/1"

@@ -254,3 +254,11 @@ def test_a_confident_box_the_memory_does_not_recognise_is_reported_lost():
     first_lost = next(i for i, r in enumerate(checked) if r.state == LOST)
     assert first_lost < 2 and all(r.state == LOST for r in checked[first_lost:])   # within memory_interval (2) frames
     assert t.search.stats.drifts == 1
+
+
+def test_uncalibrated_thresholds_follow_the_backends_stage_count():
+    from dytrack_ros.contract import default_thresholds
+    for backend in (ColourBackend(), TwoStageBackend()):
+        t = DyTracker(backend, TrackerParams(template_size=32, search_size=64))
+        assert t.params.thresholds == default_thresholds(backend.num_stages) and len(t.params.thresholds) == \
+            backend.num_stages

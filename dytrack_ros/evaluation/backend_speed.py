@@ -14,7 +14,7 @@ import numpy as np
 from ..backends import BackendError, available_backends, create_backend
 from ..data.sequences import generated_suite
 from ..runtime import build_tracker, model_manifest
-from ..contract import to_network_input
+from ..contract import DEFAULT_MODEL_DIR, to_network_input
 from ..tracking.crops import box_center, crop_and_resize, crop_side
 from . import machine
 from .runner import run_dytrack
@@ -36,7 +36,7 @@ def stage_latency(backend, template, search, repeats):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--out", default="benchmarks/BACKENDS.md")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--threads", type=int, default=0)

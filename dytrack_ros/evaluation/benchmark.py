@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from ..contract import DEFAULT_MODEL_DIR
 from ..data.realdata import HELD_OUT, load_split, realdata_root
 from ..data.sequences import READERS, Sequence, generated_suite
 from ..runtime import build_tracker
@@ -33,7 +34,7 @@ from .runner import LOO_NAME, dytrack_variants, evaluate_variants, run_dytrack, 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--threads", type=int, default=1, help="threads for every tracker (DyTrack's runtime, OpenCV)")
     p.add_argument("--out", default="benchmarks")

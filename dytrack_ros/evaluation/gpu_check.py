@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from ..backends import BackendError, create_backend
-from ..contract import HEAD_OUTPUTS, Manifest, to_network_input
+from ..contract import DEFAULT_MODEL_DIR, HEAD_OUTPUTS, Manifest, to_network_input
 from ..tracking.crops import box_center, crop_and_resize, crop_side
 from . import machine
 from .metrics import box_iou
@@ -250,7 +250,7 @@ def report(checks: List[Check], env: List[str], command: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--out", default="benchmarks/GPU.md")
     p.add_argument("--frames", type=int, default=200, help="frames of the demo clip for the box comparison")
     p.add_argument("--repeats", type=int, default=200, help="timed runs per stage")

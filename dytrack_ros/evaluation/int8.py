@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from ..contract import STAGE_OUTPUTS, TEMPLATE_INPUT, Manifest, stage_input_names, to_network_input
+from ..contract import (DEFAULT_MODEL_DIR, STAGE_OUTPUTS, TEMPLATE_INPUT, Manifest, stage_input_names,
+                        to_network_input)
 from ..data.realdata import load_split, realdata_root
 from ..tracking.crops import box_center, crop_and_resize, crop_side
 from . import machine
@@ -61,7 +62,7 @@ def run_all(template_sess, stages, template, search):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--out", default="benchmarks/experiments/INT8.md")
     p.add_argument("--repeats", type=int, default=300)
     args = p.parse_args(argv)

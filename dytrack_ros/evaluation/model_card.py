@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from ..contract import Manifest
+from ..contract import DEFAULT_MODEL_DIR, Manifest
 from ..runtime import build_tracker
 from . import machine
 from ..data.realdata import load_split, realdata_root
@@ -36,7 +36,7 @@ DATA_START, DATA_END = "<!-- data:start -->", "<!-- data:end -->"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--sequences", type=int, default=16)

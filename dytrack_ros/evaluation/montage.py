@@ -14,6 +14,7 @@ import json
 import cv2
 import numpy as np
 
+from ..contract import DEFAULT_MODEL_DIR
 from ..runtime import build_tracker
 from ..tracking.tracker import LOST
 from .peers import OpenCVTracker
@@ -27,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--box", type=float, nargs=4, required=True, help="init box x y w h on frame 0")
     p.add_argument("--frames", type=int, nargs=2, default=[20, 40], help="first and last frame shown")
     p.add_argument("--step", type=int, default=4)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--peers", nargs="*", default=["NanoTrack", "CSRT"],
                    help="OpenCV trackers beside DyTrack (NanoTrack: cv2.TrackerNano on the shipped v2 graphs)")

@@ -20,6 +20,7 @@ from typing import Dict, List
 import numpy as np
 from tqdm import tqdm
 
+from ..contract import DEFAULT_MODEL_DIR
 from ..data import realdata
 from ..data.scenarios import turned_away
 from ..tracking.tracker import LOST, TRACKING
@@ -129,7 +130,7 @@ def summary_section(path: str) -> List[str]:
 def main(argv=None):
     from ..runtime import build_tracker
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--split", default="validation+calibration", help="realdata split(s) joined by '+'")
     p.add_argument("--out", default="benchmarks/REDETECTION.md")
     p.add_argument("--threshold", type=float, nargs="*", default=[], help="confirm thresholds to compare")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..contract import Manifest
+from ..contract import DEFAULT_MODEL_DIR, Manifest
 from ..data.realdata import load_split
 from ..data.sequences import Sequence
 from ..runtime import TUNABLE, build_tracker
@@ -19,7 +19,7 @@ from .runner import run_dytrack, run_variants, summarize
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--param", nargs="+", required=True, metavar=("NAME", "VALUE"),
                    help=f"one of {', '.join(TUNABLE)} and the values to try")

@@ -20,6 +20,8 @@ import uuid
 import cv2
 import numpy as np
 
+from ..contract import DEFAULT_MODEL_DIR
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(ROOT, "config", "fastdds_large_data.xml"))
@@ -27,7 +29,7 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(ROOT, "confi
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", default="models/dytrack_small")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--rate", type=float, default=15.0)
     p.add_argument("--sequences", type=int, default=3)

@@ -44,7 +44,8 @@ class TrackerParams:
     search_size: int
     template_factor: float = 2.0
     search_factor: float = 4.0
-    thresholds: List[float] = field(default_factory=lambda: default_thresholds(3))  # runtime: the manifest's
+    # one per stage; empty: the uncalibrated default for the backend's stage count (runtime: the manifest's)
+    thresholds: List[float] = field(default_factory=list)
     lost_threshold: float = 0.15      # under it the state reads LOST (lost-and-found figures: benchmarks/RESULTS.md)
     # under this first-exit score the state reads LOST whatever a later exit says: the first exit (NanoTrack's
     # matcher) knows when the target is gone; the later exits' scores are confident on background
@@ -124,6 +125,8 @@ def validate_box(box: Sequence[float], width: int, height: int, min_side: float 
 
 class DyTracker:
     def __init__(self, backend: StagedBackend, params: TrackerParams):
+        if not params.thresholds:
+            params.thresholds = default_thresholds(backend.num_stages)
         if len(params.thresholds) != backend.num_stages:
             raise ValueError(f"need {backend.num_stages} exit thresholds, got {len(params.thresholds)}")
         self.backend, self.params = backend, params

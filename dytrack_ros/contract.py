@@ -66,10 +66,11 @@ def input_convention(model_config: dict) -> dict:
 def to_network_input(crop_bgr: np.ndarray, convention: dict) -> np.ndarray:
     """uint8 BGR HxWx3 crop -> float32 1x3xHxW in the model's convention (input_convention): the one conversion."""
     x = crop_bgr if convention["color"] == "BGR" else crop_bgr[:, :, ::-1]
-    x = x.astype(np.float32)
+    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)     # the one copy
     if convention["mean"] != 0.0 or convention["scale"] != 1.0:
-        x = (x - np.float32(convention["mean"])) / np.float32(convention["scale"])
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        x -= np.float32(convention["mean"])
+        x /= np.float32(convention["scale"])
+    return x
 
 
 def from_network_input(x: np.ndarray, convention: dict) -> np.ndarray:

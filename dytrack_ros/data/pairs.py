@@ -98,8 +98,8 @@ class FolderPairs(torch.utils.data.IterableDataset):
             if f0 is None or f1 is None:
                 continue
             template, search, gt = make_pair(self.cfg, rng, f0, seq.boxes[t0], f1, seq.boxes[t1])
-            yield (torch.from_numpy(to_network_input(template, self.convention)[0]), torch.from_numpy(to_network_input(search, self.convention)[0]),
-                   torch.from_numpy(gt), torch.tensor(1.0))
+            yield (torch.from_numpy(to_network_input(template, self.convention)[0]),
+                   torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(gt), torch.tensor(1.0))
 
 
 # ---- real annotated sequences -------------------------------------------------------------------------------
@@ -227,5 +227,6 @@ class RealPairs(torch.utils.data.IterableDataset):
                 template, search = template[:, ::-1], search[:, ::-1]
                 gt = gt.copy()
                 gt[0] = 1.0 - gt[0]
-            yield (torch.from_numpy(to_network_input(template, self.convention)[0]), torch.from_numpy(to_network_input(search, self.convention)[0]),
-                   torch.from_numpy(gt), torch.tensor(0.0 if negative else 1.0))
+            yield (torch.from_numpy(to_network_input(template, self.convention)[0]),
+                   torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(gt),
+                   torch.tensor(0.0 if negative else 1.0))

@@ -43,13 +43,12 @@ class Candidate:
     def extend(self, box: np.ndarray, score: float, threshold: float) -> bool:
         """Found again on a new frame: a hit at >= threshold, else a miss (a partly hidden target dips for a frame;
         two misses in a row end the candidate). Returns False when it ends."""
-        c = self
-        c.box = box
+        self.box = box
         if score >= threshold:
-            c.score, c.hits, c.misses = score, c.hits + 1, 0
+            self.score, self.hits, self.misses = score, self.hits + 1, 0
             return True
-        c.misses += 1
-        return c.misses < 2
+        self.misses += 1
+        return self.misses < 2
 
     def memory_agrees(self, threshold: float) -> bool:
         return not self.memory_scores or float(np.mean(self.memory_scores)) >= threshold
@@ -94,7 +93,7 @@ class GlobalSearch:
 
     def reset(self) -> None:
         """A new lost spell starts (or the target is back): forget the cursors and the pending candidate."""
-        self.turn, self.cursors, self.pending = 0, {}, None
+        self.turn, self.cursors, self.grids, self.pending = 0, {}, {}, None
 
     def clear_memory(self) -> None:
         self.memory, self.since_memory = [], 0
@@ -126,7 +125,10 @@ class GlobalSearch:
             self.turn += 1
             target = np.asarray(size, float) * scale
             side = self.side_for(target)
-            centres = grid_centres(w, h, side, near=last_seen)
+            key = (w, h, side, tuple(last_seen))     # fixed through a lost spell: the grid is sorted once
+            if self.grids.get(scale, (None,))[0] != key:
+                self.grids[scale] = (key, grid_centres(w, h, side, near=last_seen))
+            centres = self.grids[scale][1]
             k = self.cursors.get(scale, 0)
             self.cursors[scale] = k + 1
             box, score = self.score_window(frame, centres[k % len(centres)], target)
@@ -148,21 +150,32 @@ class GlobalSearch:
         box, score = self.score_window(frame, centre, c.box[2:])
         self.stats.windows += 1
         moved = np.hypot(box[0] + box[2] / 2.0 - centre[0], box[1] + box[3] / 2.0 - centre[1])
-        if moved > np.hypot(c.box[2], c.box[3]) or not c.extend(box, score, self.p.confirm_threshold):
+        if moved > np.hypot(c.box[2], c.box[3]):
             self.pending = None
             return None
-        if c.misses:
-            return None
-        self.check_memory(c, frame)
-        if c.hits < self.p.confirm_frames:
-            return None
-        if not c.memory_agrees(self.p.confirm_threshold):
-            self.stats.refused_by_memory += 1
+        verdict = self._settle(c, box, score, frame)
+        if verdict is None:
             self.pending = None
+        if not verdict:
             return None
         self.stats.reacquired += 1
         self.reset()
         return c
+
+    def _settle(self, c: Candidate, box: np.ndarray, score: float, frame: np.ndarray) -> Optional[bool]:
+        """One frame of a candidate's confirmation: None when it ends (two dips in a row, or the memory refuses it
+        after confirm_frames hits), False while it is still pending, True when it is confirmed."""
+        if not c.extend(box, score, self.p.confirm_threshold):
+            return None
+        if c.misses:
+            return False
+        self.check_memory(c, frame)
+        if c.hits < self.p.confirm_frames:
+            return False
+        if not c.memory_agrees(self.p.confirm_threshold):
+            self.stats.refused_by_memory += 1
+            return None
+        return True
 
     def check_memory(self, c: Candidate, frame: np.ndarray) -> None:
         """One memory template (round-robin) scores the candidate's box on this frame."""
@@ -177,14 +190,5 @@ class GlobalSearch:
             if score < self.p.confirm_threshold:
                 return None, False
             c = Candidate(box, score, 0)
-        if not c.extend(box, score, self.p.confirm_threshold):
-            return None, False
-        if c.misses:
-            return c, False
-        self.check_memory(c, frame)
-        if c.hits < self.p.confirm_frames:
-            return c, False
-        if not c.memory_agrees(self.p.confirm_threshold):
-            self.stats.refused_by_memory += 1
-            return None, False
-        return c, True
+        verdict = self._settle(c, box, score, frame)
+        return (None, False) if verdict is None else (c, verdict)

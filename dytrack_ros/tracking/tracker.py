@@ -153,8 +153,7 @@ class DyTracker:
         p = self.params
         self.fill = frame.mean(axis=(0, 1)) if p.mean_padding else None
         side = crop_side(b, p.template_factor, p.context_amount)
-        template = crop_and_resize(frame, box_center(b), side, p.template_size, self.fill)
-        self.template = to_network_input(template, self.backend.input_convention)
+        self.template = self._network_crop(frame, box_center(b), side, p.template_size)
         self.backend.set_template(self.template)
         self.box, self.state, self.growth, self.low_frames, self.recovering = b, TRACKING, 1.0, 0, None
         self.init_size = b[2:].copy()
@@ -172,8 +171,7 @@ class DyTracker:
         p = self.params
         center = box_center(self.box)
         side = crop_side(self.box, p.search_factor, p.context_amount) * self.growth
-        search = to_network_input(crop_and_resize(frame, center, side, p.search_size, self.fill),
-                                  self.backend.input_convention)
+        search = self._network_crop(frame, center, side, p.search_size)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
@@ -251,16 +249,18 @@ class DyTracker:
     def _template_at(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         p = self.params
         side = crop_side(box, p.template_factor, p.context_amount)
-        return to_network_input(crop_and_resize(frame, box_center(box), side, p.template_size, self.fill),
-                                self.backend.input_convention)
+        return self._network_crop(frame, box_center(box), side, p.template_size)
+
+    def _network_crop(self, frame: np.ndarray, centre, side: float, size: int) -> np.ndarray:
+        """The square crop of `side` pixels around `centre`, resized to `size` and converted for the backend's graphs."""
+        return to_network_input(crop_and_resize(frame, centre, side, size, self.fill), self.backend.input_convention)
 
     def _score_window(self, frame: np.ndarray, centre, size):
         """The first exit on one window of the global search, sized for a target of `size` (w, h): its best box
         anywhere in the window (no motion prior, candidate sizes judged against `size`) and that box's predicted IoU."""
         p = self.params
         side = crop_side((0, 0, size[0], size[1]), p.search_factor, p.context_amount)
-        search = to_network_input(crop_and_resize(frame, centre, side, p.search_size, self.fill),
-                                  self.backend.input_convention)
+        search = self._network_crop(frame, centre, side, p.search_size)
         prior = np.array([centre[0], centre[1], size[0], size[1]])
         answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0,
                               blend_size=False)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import random
 import time
@@ -217,13 +216,13 @@ def main(argv=None):
     groups = [{"params": [p for p in params if id(p) not in stem_ids], "lr": args.lr}]
     if stem_params:
         groups.append({"params": stem_params, "lr": args.lr * args.stem_lr_scale})
+    rates = [g["lr"] for g in groups]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     if "optimizer" in resume:
         opt.load_state_dict(resume["optimizer"])
         set_rng_state(resume["rng"])
     elif os.path.exists(os.path.join(args.out, "optimizer.pt")):   # a run from before checkpoints carried it
         opt.load_state_dict(torch.load(os.path.join(args.out, "optimizer.pt"), map_location="cpu", weights_only=True))
-    rates = [args.lr, args.lr * args.stem_lr_scale][:len(opt.param_groups)]
     for group, rate in zip(opt.param_groups, rates):   # this invocation's rates, not the checkpoint's last ones
         group["lr"] = group["initial_lr"] = rate
     schedule = lr_schedule(opt, args)

@@ -52,7 +52,8 @@ TUNABLE_FIELDS = ("exit_thresholds", "tracker", "threshold_calibration", "max_ab
 # tracker settings a manifest may carry, with their allowed ranges (runtime.py applies them)
 TRACKER_SETTING_RANGES = {"window_influence": (0.0, 1.0), "scale_penalty": (0.0, 10.0), "size_lr": (0.0, 1.0),
                           "lost_patience": (0, 10**6), "context_amount": (0.0, 2.0), "absent_threshold": (0.0, 1.0)}
-TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False)}
+TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False),
+                           "later_exits_steer": (True, False)}
 
 
 def input_convention(model_config: dict) -> dict:
@@ -250,9 +251,9 @@ class Manifest:
             raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker must be an object, found {tracker!r:.60}")
         for key, value in tracker.items():
             if key in TRACKER_SETTING_CHOICES:
-                if value not in TRACKER_SETTING_CHOICES[key]:
+                if not any(value is c or (isinstance(c, str) and value == c) for c in TRACKER_SETTING_CHOICES[key]):
                     raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting {key}={value!r:.40} is not "
-                                       f"one of {', '.join(TRACKER_SETTING_CHOICES[key])}")
+                                       f"one of {', '.join(map(str, TRACKER_SETTING_CHOICES[key]))}")
                 continue
             if key not in TRACKER_SETTING_RANGES:
                 continue   # a setting of an older tracker loop: ignored

@@ -51,21 +51,34 @@ def tiny_bundle(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_first_exit_bundle(tmp_path_factory):
-    """The shipped design, small: NanoTrack v2's stem and head as the first exit (published weights, shipped under
-    models/third_party), then two small transformer stages (freshly initialised), exported like a release."""
+def _first_exit_bundle(tmp_path_factory, exit_head: str) -> str:
     import torch
     from dytrack_ros.backends.export import export_model
     from dytrack_ros.model import DyTrackNet, save_checkpoint
     torch.manual_seed(0)
     cfg = tiny_config(stem="nanotrack_v2", first_exit="nanotrack_v2", template_size=128, search_size=256,
-                      stem_channels=48, depth=2, stage_ends=(1, 2))
+                      stem_channels=48, depth=2, stage_ends=(1, 2), exit_head=exit_head)
     model = DyTrackNet(cfg).eval()
-    out = str(tmp_path_factory.mktemp("tiny_first_exit_bundle"))
+    if exit_head == "refine":   # untrained refining heads copy the first exit's boxes: give them something to add
+        for head in model.exit_heads:
+            torch.nn.init.normal_(head.delta.weight, std=0.05)
+    out = str(tmp_path_factory.mktemp(f"tiny_first_exit_{exit_head}_bundle"))
     save_checkpoint(os.path.join(out, "model.pt"), model)
     export_model(model, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_first_exit_bundle(tmp_path_factory):
+    """The shipped design, small: NanoTrack v2's stem and head as the first exit (published weights, shipped under
+    models/third_party), then two small transformer stages (freshly initialised), exported like a release."""
+    return _first_exit_bundle(tmp_path_factory, "centre")
+
+
+@pytest.fixture(scope="session")
+def tiny_refine_bundle(tmp_path_factory):
+    """The same with refining exits (exit_head 'refine'): the first exit's maps travel in the carry."""
+    return _first_exit_bundle(tmp_path_factory, "refine")
 
 
 @pytest.fixture(scope="session")

@@ -50,13 +50,16 @@ def test_onnxruntime_matches_torch_on_every_stage(tiny_bundle, seed):
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
-def test_backends_match_torch_on_the_shipped_design(tiny_first_exit_bundle, kind):
-    """The first exit (NanoTrack v2's head on its stem) and the transformer stages behind it, as shipped."""
+@pytest.mark.parametrize("design", ["centre", "refine"])
+def test_backends_match_torch_on_the_shipped_design(tiny_first_exit_bundle, tiny_refine_bundle, kind, design):
+    """The first exit (NanoTrack v2's head on its stem) and the transformer stages behind it, as shipped; and with
+    refining exits, whose carry holds the first exit's maps beside the tokens."""
     if importlib.util.find_spec(kind) is None:
         pytest.skip(f"{kind} not installed")
-    model, t, s = real_crops(tiny_first_exit_bundle, 2)
-    backend = create_backend(kind, tiny_first_exit_bundle)
-    assert backend.num_stages == 3 and model.cfg.first_exit == "nanotrack_v2"
+    bundle = tiny_first_exit_bundle if design == "centre" else tiny_refine_bundle
+    model, t, s = real_crops(bundle, 2)
+    backend = create_backend(kind, bundle)
+    assert backend.num_stages == 3 and model.cfg.first_exit == "nanotrack_v2" and model.cfg.exit_head == design
     assert compare_with_torch(backend, model, t, s) < TOLERANCE
 
 

@@ -196,3 +196,24 @@ def test_nanotrack_reference_refuses_a_folder_without_its_graphs(tmp_path):
         NanoTrackReference("v2", folder=str(tmp_path))
     with pytest.raises(ValueError, match="version"):
         NanoTrackReference("v9")
+
+
+def test_exit_boxes_reads_every_exit_on_the_first_exits_crops(demo_walker, tmp_path):
+    """Refining exits that have learned nothing (their last layer is zero) give the first exit's boxes exactly; the
+    first exit's column is its own box against the truth, on real video."""
+    import torch
+    from dytrack_ros.data.sequences import Sequence
+    from dytrack_ros.evaluation.exit_boxes import exit_box_ious
+    from dytrack_ros.model import DyTrackNet, ModelConfig, save_checkpoint
+    from dytrack_ros.runtime import build_tracker
+    frames, init, reference = demo_walker
+    torch.manual_seed(0)
+    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=128, search_size=256,
+                      first_exit="nanotrack_v2", dim=32, heads=2, depth=2, stage_ends=(1, 2), exit_head="refine")
+    save_checkpoint(str(tmp_path / "model.pt"), DyTrackNet(cfg).eval())
+    boxes = np.array([init] + [reference[i] if i in reference else [np.nan] * 4 for i in range(1, len(frames))], float)
+    seq = Sequence("walker", frames, boxes)
+    ious = exit_box_ious(build_tracker(str(tmp_path), "torch", device="cpu", threads=1), seq)
+    assert ious.shape == (int(np.isfinite(boxes[1:, 0]).sum()), 3)
+    assert np.allclose(ious[:, 1], ious[:, 0]) and np.allclose(ious[:, 2], ious[:, 0])
+    assert ious[:, 0].mean() > 0.5        # NanoTrack's head follows the walker

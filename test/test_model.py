@@ -1,3 +1,4 @@
+import math
 import os
 
 import numpy as np
@@ -194,6 +195,34 @@ def test_nanotrack_first_exit_runs_before_the_transformer_stages_and_hands_on_it
     assert torch.allclose(full[0]["score_map"], torch.softmax(logits, 1)[:, 1:2])
     with pytest.raises(ValueError, match="first_exit"):
         ModelConfig(first_exit="nanotrack_v2")          # needs the NanoTrack stem and 128 / 256 px crops
+
+
+def test_refining_exits_correct_the_first_exits_boxes_where_it_placed_the_target():
+    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=128, search_size=256,
+                      first_exit="nanotrack_v2", dim=32, heads=2, depth=2, stage_ends=(1, 2), exit_head="refine")
+    torch.manual_seed(0)
+    model = DyTrackNet(cfg).eval()
+    t, s = inputs(cfg, b=2)
+    with torch.no_grad():
+        untrained = model(t, s)
+        for head in model.exit_heads:
+            torch.nn.init.normal_(head.delta.weight, std=0.2)
+        trained = model(t, s)
+    assert untrained[0]["carry"].shape == (2, 64 + 256, 32 + 5)     # tokens, then the first exit's 5 maps
+    for k in (1, 2):
+        # untrained: exactly the first exit's boxes (the refinement starts from them, not from scratch)
+        assert torch.equal(untrained[k]["box"], untrained[0]["box"])
+        assert torch.allclose(untrained[k]["size_map"], untrained[0]["size_map"])
+        # trained: the target stays where the first exit placed it (same score map and peak), its box changes
+        assert torch.equal(trained[k]["score_map"], trained[0]["score_map"])
+        assert torch.equal(trained[k]["peak_cell"], trained[0]["peak_cell"])
+        assert not torch.allclose(trained[k]["box"][:, 2:], trained[0]["box"][:, 2:])
+        ratio = trained[k]["size_map"] / trained[0]["size_map"]
+        assert float(ratio.min()) >= math.exp(-1) - 1e-5 and float(ratio.max()) <= math.exp(1) + 1e-5
+    with pytest.raises(ValueError, match="exit_head"):
+        ModelConfig(exit_head="refine")                 # nothing to refine without a first exit
+    with pytest.raises(ValueError, match="exit_head"):
+        ModelConfig(exit_head="sideways")
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):

@@ -202,3 +202,18 @@ def test_best_scored_publishes_the_most_confident_exit_run():
         t.initialize(FRAME, BOX)
         r = t.track(FRAME)
         assert r.stages_run == 3 and r.box[0] + r.box[2] / 2 == pytest.approx(expect_cx)
+
+
+def test_later_exits_that_do_not_steer_change_the_published_box_only():
+    """later_exits_steer False: the loop goes on from the first exit's box (next crop, size), the published box is
+    the later exit's: a later exit that sizes the box 2x the first exit's compounds frame by frame when it steers
+    (the crop grows with the box, and with it the size it reads), and stays one step off when it does not."""
+    sizes = {0: 0.25, 1: 0.5, 2: 0.5}
+    for steer, expect_w in ((True, [60, 90, 135]), (False, [60, 60, 60])):
+        t, _ = tracker(lambda f, s: (0.5, 0.5, sizes[s], sizes[s], 0.9), thresholds=[1.0, 0.0, 0.0],
+                       later_exits_steer=steer, scale_penalty=0.0, size_lr=0.5)
+        t.initialize(FRAME, BOX)
+        results = [t.track(FRAME) for _ in range(3)]
+        assert [r.stages_run for r in results] == [2, 2, 2]
+        assert [r.box[2] for r in results] == pytest.approx(expect_w)
+        assert t.box[2] == pytest.approx(expect_w[-1] if steer else 40)   # the state: the first exit's 40 px

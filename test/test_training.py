@@ -101,3 +101,29 @@ def test_the_shipped_models_run_configs_rerun_it():
             {k: recorded["train"][k] for k in ("steps", "lr", "seed", "negatives", "trainable")}
     shipped, _ = load_checkpoint(os.path.join(folder, "model.pt"))
     assert ModelConfig.from_dict(model_settings).to_dict() == shipped.cfg.to_dict()
+
+
+def test_refining_exits_train_on_a_frozen_network(tmp_path):
+    """--trainable exit_heads: only the transformer exits' box and IoU heads move; the first exit, the stem and the
+    transformer blocks stay as the --init model had them."""
+    import torch
+    from dytrack_ros.model import DyTrackNet, save_checkpoint
+    torch.manual_seed(0)
+    cfg = tiny_config(stem="nanotrack_v2", first_exit="nanotrack_v2", template_size=128, search_size=256,
+                      stem_channels=48, depth=2, stage_ends=(1, 2), exit_head="refine")
+    init = str(tmp_path / "init.pt")
+    save_checkpoint(init, DyTrackNet(cfg).eval())
+    out = str(tmp_path / "refine")
+    cmd = [sys.executable, "-m", "dytrack_ros.training.train", "--out", out, "--steps", "3", "--batch", "4",
+           "--workers", "0", "--init", init, "--trainable", "exit_heads", "--log-every", "1", "--warmup", "1",
+           "--lr", "1e-2", "--distill-weight", "0"]
+    r = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    before = load_checkpoint(init)[0].state_dict()
+    after, _ = load_checkpoint(os.path.join(out, "final.pt"))
+    moved = {n for n, v in after.state_dict().items() if not torch.equal(v, before[n])}
+    assert moved and all(n.startswith(("exit_heads.", "iou_heads.")) for n in moved), sorted(moved)
+    assert any(n.startswith("exit_heads.") and ".delta." in n for n in moved)   # the refinement itself learned
+    rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+    assert float(rows[0]["focal1"]) == 0.0 and np.isfinite(float(rows[-1]["giou1"]))

@@ -36,7 +36,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     name = args.param[0]
-    values = [v if name == "later_exits" else float(v) for v in args.param[1:]]
+    values = [v if name == "later_exits" else v.lower() in ("1", "true", "yes")
+              if name in ("best_scored", "later_exits_steer") else float(v) for v in args.param[1:]]
     if name == "lost_patience":
         values = [int(v) for v in values]
     if name not in TUNABLE or not values:

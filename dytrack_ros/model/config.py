@@ -10,6 +10,10 @@ STEMS = ("lite0", "nanotrack_v2")   # ImageNet EfficientNet-Lite0 blocks, or Nan
 # "nanotrack_v2": stage 0 is NanoTrack v2's correlation head on the stem features (model/nanotrack_head.py), and the
 # transformer stages come after it
 FIRST_EXITS = ("none", "nanotrack_v2")
+# what a transformer exit predicts: "centre" its own score, size and offset maps (OSTrack-style); "refine" (needs a
+# first exit) the first exit's score map places the target and the exit only corrects the first exit's box at each
+# cell (size and offset residuals): a refinement of the located target (the Alpha-Refine idea)
+EXIT_HEADS = ("centre", "refine")
 
 
 @dataclass
@@ -32,6 +36,7 @@ class ModelConfig:
     template_factor: float = 2.0     # crop side = sqrt(w*h) * factor
     search_factor: float = 4.0
     first_exit: str = "none"         # see FIRST_EXITS
+    exit_head: str = "centre"        # see EXIT_HEADS
 
     def __post_init__(self):
         self.stage_ends = tuple(int(x) for x in self.stage_ends)
@@ -43,6 +48,10 @@ class ModelConfig:
                                                   or self.template_size != 128 or self.search_size != 256):
             raise ValueError("first_exit 'nanotrack_v2' needs the nanotrack_v2 stem, stride 16, template 128 and "
                              "search 256 px (the 8 x 8 and 16 x 16 feature maps its head was trained on)")
+        if self.exit_head not in EXIT_HEADS:
+            raise ValueError(f"exit_head must be one of {EXIT_HEADS}, got {self.exit_head!r}")
+        if self.exit_head == "refine" and self.first_exit == "none":
+            raise ValueError("exit_head 'refine' corrects a first exit's boxes: it needs first_exit")
         if self.recycling not in RECYCLING_SCHEMAS:
             raise ValueError(f"recycling must be one of {RECYCLING_SCHEMAS}, got {self.recycling!r}")
         if not self.stage_ends or list(self.stage_ends) != sorted(set(self.stage_ends)):

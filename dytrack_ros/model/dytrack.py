@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .heads import CenterHead, IoUHead, decode_box, iou_map, predicted_iou
+from .heads import PRIOR_CHANNELS, CenterHead, IoUHead, RefineHead, decode_box, iou_map, predicted_iou
 from .nanotrack_head import NanoTrackHead
 from .nanotrack_stem import NanoTrackStem
 from .stem import Lite0Stem
@@ -54,7 +54,9 @@ class DyTrackNet(nn.Module):
         k = len(cfg.stage_ends)     # transformer exits; with a first exit they are stages 1..k
         self.first = cfg.first_exit_stages
         self.exit_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(k))
-        self.exit_heads = nn.ModuleList(CenterHead(d, cfg.head_channels, cfg.search_grid) for _ in range(k))
+        self.refine = cfg.exit_head == "refine"
+        head = RefineHead if self.refine else CenterHead
+        self.exit_heads = nn.ModuleList(head(d, cfg.head_channels, cfg.search_grid) for _ in range(k))
         self.iou_heads = nn.ModuleList(IoUHead(d) for _ in range(k))
         # prediction recycling: previous exit's score map -> additive token embedding (zero-init: starts as "tokens")
         self.prediction_embed = nn.ModuleList(nn.Linear(1, d) for _ in range(cfg.num_stages - 1))
@@ -112,24 +114,38 @@ class DyTrackNet(nn.Module):
         out["score"] = predicted_iou(self.nano_iou, feats, idx, template_feat.mean(1), out["score_map"], box)
         out["iou_map"] = iou_map(self.nano_iou, feats, template_feat.mean(1), out["score_map"], out["size_map"])
         out["box"] = box
+        out["peak_cell"] = idx
         out["carry"] = torch.cat([self.embed(template_feat) + self.pos_template,
                                   self.embed(x.flatten(2).transpose(1, 2)) + self.pos_search], dim=1)
+        if self.refine:   # the first exit's maps travel beside the tokens: every later exit corrects its boxes
+            prior = torch.cat([out["score_map"], out["size_map"], out["offset_map"]], dim=1).flatten(2).transpose(1, 2)
+            prior = torch.cat([prior.new_zeros(b, self.cfg.num_template_tokens, PRIOR_CHANNELS), prior], dim=1)
+            out["carry"] = torch.cat([out["carry"], prior], dim=2)
         return out
 
-    def _exit(self, stage: int, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _exit(self, stage: int, tokens: torch.Tensor, prior: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         nt = self.cfg.num_template_tokens
         t = stage - self.first
         x = self.exit_norms[t](tokens)
         search = x[:, nt:]
-        score_map, size, offset = self.exit_heads[t](search)
+        if self.refine:
+            g = self.cfg.search_grid
+            prior_maps = prior[:, nt:].transpose(1, 2).reshape(prior.shape[0], PRIOR_CHANNELS, g, g)
+            score_map, size, offset = self.exit_heads[t](search, prior_maps)
+        else:
+            score_map, size, offset = self.exit_heads[t](search)
         box, idx = decode_box(score_map, size, offset)
         score = predicted_iou(self.iou_heads[t], search, idx, x[:, :nt].mean(1), score_map, box)
         return {"score_map": score_map, "size_map": size, "offset_map": offset, "box": box, "score": score,
                 "iou_map": iou_map(self.iou_heads[t], search, x[:, :nt].mean(1), score_map, size),
-                "search_features": search}
+                "search_features": search, "peak_cell": idx}
 
     def run_stage(self, stage: int, carry: torch.Tensor, prev_score: Optional[torch.Tensor] = None):
-        """carry: stage 0 -> the embedded template+search tokens; stage k>0 -> what stage k-1 handed on."""
+        """carry: stage 0 -> the embedded template+search tokens; stage k>0 -> what stage k-1 handed on (with
+        exit_head "refine": the tokens, then the first exit's maps in the last PRIOR_CHANNELS channels)."""
+        prior = None
+        if self.refine and stage > 0:
+            carry, prior = carry[..., :self.cfg.dim], carry[..., self.cfg.dim:]
         x = carry
         if stage > 0 and self.cfg.recycling == "tokens_and_prediction":
             nt = self.cfg.num_template_tokens
@@ -137,8 +153,10 @@ class DyTrackNet(nn.Module):
             x = torch.cat([x[:, :nt], x[:, nt:] + hint], dim=1)
         for i in self._layers(stage):
             x = self.blocks[i](x)
-        out = self._exit(stage, x)
+        out = self._exit(stage, x, prior)
         out["carry"] = carry if self.cfg.recycling == "none" else x
+        if prior is not None:
+            out["carry"] = torch.cat([out["carry"], prior], dim=2)
         return out
 
     # ---- whole network ------------------------------------------------------------------------------

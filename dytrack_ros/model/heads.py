@@ -31,6 +31,31 @@ class CenterHead(nn.Module):
         return score, size, offset
 
 
+PRIOR_CHANNELS = 5   # the first exit's score, size (w, h) and offset (dx, dy) at every cell
+
+
+class RefineHead(nn.Module):
+    """Corrects the first exit's box at every cell from the search tokens: size x exp(tanh(ds)), offset + tanh(do)
+    (at most x2.7 and one cell). The last layer starts at zero, so an untrained head gives the first exit's boxes.
+    No BatchNorm: the head is trained on a frozen network kept in eval mode."""
+
+    def __init__(self, dim: int, channels: int, grid: int):
+        super().__init__()
+        self.grid = grid
+        self.trunk = nn.Sequential(nn.Conv2d(dim + PRIOR_CHANNELS, channels, 3, padding=1), nn.ReLU(inplace=True),
+                                   nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.delta = nn.Conv2d(channels, 4, 1)
+        nn.init.zeros_(self.delta.weight)
+        nn.init.zeros_(self.delta.bias)
+
+    def forward(self, search_tokens: torch.Tensor, prior: torch.Tensor):
+        """prior: (B, 5, g, g) the first exit's score, size and offset maps. Returns score (the prior's), size, offset."""
+        b, n, d = search_tokens.shape
+        x = search_tokens.transpose(1, 2).reshape(b, d, self.grid, self.grid)
+        delta = torch.tanh(self.delta(self.trunk(torch.cat([x, prior], dim=1))))
+        return prior[:, :1], prior[:, 1:3] * torch.exp(delta[:, :2]), prior[:, 3:5] + delta[:, 2:]
+
+
 def decode_box(score: torch.Tensor, size: torch.Tensor, offset: torch.Tensor):
     """Box at the score map's peak, as (cx, cy, w, h) normalised to the search crop. Returns (box, peak index)."""
     b, _, g, _ = score.shape

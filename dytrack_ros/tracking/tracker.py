@@ -64,6 +64,10 @@ class TrackerParams:
     # how a later exit's answer uses the first exit's (prediction recycling at decode time): "own" (its own maps),
     # "refine" (the first exit's score map places the target, the later exit sizes it), "fuse" (score maps averaged)
     later_exits: str = "own"
+    # whether a later exit's answer also moves the loop's own state (the next crop's centre and scale, the memory, the
+    # global search's size): False keeps the loop on the first exit's answer and a later exit only changes the box
+    # that is published (a refinement, as for refining exits: a biased size fed back would compound frame by frame)
+    later_exits_steer: bool = True
     # the dynamic policy publishes the answer of the exit that scored it highest among those run (False: the last
     # exit's); a forced depth always publishes that exit's answer
     best_scored: bool = False
@@ -185,6 +189,8 @@ class DyTracker:
             elif p.later_exits == "fuse":
                 result.score_map = 0.5 * (first_map + result.score_map)
             answer = self._decode(result, center, side)
+            if k == 0:
+                first = answer
             scores.append(answer.score)
             if best is None or answer.score > best.score:
                 best = answer
@@ -193,9 +199,10 @@ class DyTracker:
         if force_stages is None and p.best_scored:
             answer = best
         h, w = frame.shape[:2]
-        estimate = self._bound_size(answer.box)
-        box = clip_box(estimate, w, h, p.min_box_side)
-        visible = (box[2] * box[3]) / max(estimate[2] * estimate[3], 1e-9)
+        published = self._bound_size(answer.box)
+        estimate = published if p.later_exits_steer else self._bound_size(first.box)   # what the loop goes on from
+        box = clip_box(published, w, h, p.min_box_side)
+        visible = (box[2] * box[3]) / max(published[2] * published[3], 1e-9)
         present = scores[0] >= p.absent_threshold
         redetected = False
         confident = answer.score >= p.lost_threshold and visible >= p.min_visible and present

@@ -87,6 +87,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         parts["iou_absent"] = absent_loss.detach()
         return parts
     grid = outs[0]["score_map"].shape[-1]
+    refine = getattr(model, "refine", False)
     heat = gaussian_heatmap(gt, grid)
     cx = (gt[:, 0] * grid).floor().clamp(0, grid - 1).long()
     cy = (gt[:, 1] * grid).floor().clamp(0, grid - 1).long()
@@ -97,10 +98,21 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
     for k, (out, w) in enumerate(zip(outs, exit_weights)):
         if w == 0:
             continue
-        fl = focal_loss(out["score_map"], heat)
+        # a refining exit's score map is the first exit's (nothing of it to learn there)
+        fl = gt.new_zeros(()) if refine and k > 0 else focal_loss(out["score_map"], heat)
         box = box_at_cells(out["size_map"], out["offset_map"], cells, grid)
         _, giou = box_iou_and_giou(box, gt)
         l1 = F.l1_loss(box, gt)
+        if refine and k > 0:
+            # a refining exit is read where the first exit placed the target, not only at the true centre: it learns
+            # at that cell too when it lies within 1.5 cells of the truth (a far peak is another object)
+            peak = out["peak_cell"]
+            near = ((torch.div(peak, grid, rounding_mode="floor") - cy).abs() <= 1) & ((peak % grid - cx).abs() <= 1)
+            if bool(near.any()):
+                at_peak = box_at_cells(out["size_map"], out["offset_map"], peak, grid)[near]
+                _, giou_peak = box_iou_and_giou(at_peak, gt[near])
+                giou = torch.cat([giou, giou_peak])
+                l1 = 0.5 * (l1 + F.l1_loss(at_peak, gt[near]))
         with torch.no_grad():
             achieved, _ = box_iou_and_giou(out["box"], gt)   # IoU of the box this exit would really output
         iou_loss = F.smooth_l1_loss(out["score"], achieved, beta=0.1)

@@ -53,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of pairs whose search crop lacks the target (trains the IoU score towards 0)")
-    p.add_argument("--trainable", choices=["all", "iou_heads"], default="all",
-                   help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init)")
+    p.add_argument("--trainable", choices=["all", "iou_heads", "exit_heads", "transformer"], default="all",
+                   help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init); "
+                        "exit_heads: the transformer exits' box and IoU heads on a frozen network (e.g. refining "
+                        "exits, exit_head 'refine', started from a trained model with --init); transformer: "
+                        "everything after the first exit (its head and IoU score stay as they are)")
     p.add_argument("--stem-lr-scale", type=float, default=0.0,
                    help="> 0: also fine-tune the pretrained stem's convolutions at this share of --lr (its "
                         "BatchNorm statistics and affine terms stay frozen); 0: the stem stays frozen")
@@ -200,10 +203,14 @@ def main(argv=None):
                 print(f"started from {args.init} (another configuration); newly initialised: {', '.join(fresh)}")
     cfg = model.cfg
     model.to(device).train()
-    if args.trainable == "iou_heads":
+    if args.trainable == "transformer":
         for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith(("iou_heads.", "nano_iou.")))
-        model.eval()  # frozen BatchNorm in the exit heads; the IoU heads have none
+            p.requires_grad_(not name.startswith(("stem.", "nano_head.", "nano_iou.")))
+    elif args.trainable != "all":
+        heads = ("iou_heads.", "nano_iou.") if args.trainable == "iou_heads" else ("iou_heads.", "exit_heads.")
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(heads))
+        model.eval()  # frozen BatchNorm elsewhere; the IoU and refining heads have none
     stem_params = []
     if args.stem_lr_scale > 0 and args.trainable == "all":
         # convolutions and squeeze-excite layers only: with batch 32 of one crop size, BatchNorm stays as pretrained

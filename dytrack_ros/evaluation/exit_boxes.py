@@ -1,12 +1,12 @@
 """Do the later exits size the located target better than the first exit, on the same crops?
 
     python -m dytrack_ros.evaluation.exit_boxes --model DIR [--model DIR ...] --split validation+calibration \
-        --out benchmarks/experiments/EXIT_BOXES.md
+        --split train:8 --out benchmarks/experiments/EXIT_BOXES.md
 
 The first exit's own loop runs (forced to the first exit, re-detection off, so every model sees the same crops);
 on every frame with a visible target, before the loop moves on, each exit of the model runs on that frame's search
-crop and its box is read at the cell its own decoding picks, with its own predicted size (no blending with the
-previous size). Reported: the mean IoU with the ground truth of each exit's box. Run on sequences a model was trained
+crop and its box is read at the cell its own maps pick, with its own predicted size (no blending with the previous
+size; a manifest's later_exits setting, such as fusing a later exit's maps with the first exit's, is not applied). Reported: the mean IoU with the ground truth of each exit's box. Run on sequences a model was trained
 on and on sequences it never saw, the gap between the two says whether a later exit learned to size targets or
 learned the training sequences' targets.
 """
@@ -25,7 +25,6 @@ from ..runtime import build_tracker
 from ..tracking.crops import box_center, crop_side
 from . import machine
 from .metrics import box_iou
-from .runner import in_memory
 
 
 def exit_box_ious(tracker, seq) -> np.ndarray:
@@ -57,8 +56,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=None, help="model folder (repeat for several)")
     p.add_argument("--split", action="append", default=None,
-                   help="split of data/real_sequences.json (repeat for several; default: the held-out sequences)")
-    p.add_argument("--sequences", type=int, default=0, help="only the first N sequences of each split (0: all)")
+                   help="split of data/real_sequences.json, SPLIT or SPLIT:N for its first N sequences (repeat for "
+                        "several; default: the held-out sequences)")
     p.add_argument("--out", default=None, help="markdown file to write (default: print only)")
     return p.parse_args(argv)
 
@@ -70,13 +69,13 @@ def main(argv=None):
     lines = ["# Exit boxes on the first exit's crops", "",
              f"- machine: {machine.describe()}", f"- date: {machine.today()}",
              "- command: `python -m dytrack_ros.evaluation.exit_boxes "
-             + " ".join([f"--model {m}" for m in models] + [f"--split {s}" for s in splits]
-                        + ([f"--sequences {args.sequences}"] if args.sequences else [])) + "`",
+             + " ".join([f"--model {m}" for m in models] + [f"--split {s}" for s in splits]) + "`",
              "- mean IoU with the ground truth over frames with a visible target; exit 1 is the first exit", ""]
     header_done = False
-    for split in splits:
+    for spec in splits:
+        split, _, count = spec.partition(":")
         seqs = realdata.load_split(split, require_all=False)
-        seqs = [in_memory(s) for s in (seqs[:args.sequences] if args.sequences else seqs)]
+        seqs = seqs[:int(count)] if count else seqs    # frames are read from disk per model (a split may not fit in RAM)
         for model in models:
             per_seq = measure(model, seqs)
             ious = np.concatenate(list(per_seq.values()))
@@ -85,7 +84,7 @@ def main(argv=None):
                 lines += ["| model | split | sequences | frames | " + " | ".join(f"exit {j + 1}" for j in range(k)) + " |",
                           "|---|---|---|---|" + "---|" * k]
                 header_done = True
-            lines.append(f"| `{model}` | {split} | {len(seqs)} | {len(ious)} | "
+            lines.append(f"| `{model}` | {spec} | {len(seqs)} | {len(ious)} | "
                          + " | ".join(f"{100 * v:.1f}" for v in ious.mean(0)) + " |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"

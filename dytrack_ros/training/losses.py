@@ -105,7 +105,7 @@ def dytrack_loss(model, outs: List[dict], gt: torch.Tensor, exit_weights=None, d
         l1 = F.l1_loss(box, gt)
         if refine and k > 0:
             # a refining exit is read where the first exit placed the target, not only at the true centre: it learns
-            # at that cell too when it lies within 1.5 cells of the truth (a far peak is another object)
+            # at that cell too when it lies within one cell of the truth (a far peak is another object)
             peak = out["peak_cell"]
             near = ((torch.div(peak, grid, rounding_mode="floor") - cy).abs() <= 1) & ((peak % grid - cx).abs() <= 1)
             if bool(near.any()):

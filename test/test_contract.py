@@ -81,6 +81,8 @@ TAMPERING = [   # (what, edit of the manifest's data, words of the refusal)
     ("a threshold above 1", lambda d: d.update(exit_thresholds=[1.5, 0.5, 0.0]), "exit_thresholds"),
     ("too few thresholds", lambda d: d.update(exit_thresholds=[0.5, 0.0]), "exit_thresholds"),
     ("a tracker setting out of range", lambda d: d.update(tracker={"window_influence": 7}), "window_influence"),
+    ("a yes/no setting given as 1", lambda d: d.update(tracker={"best_scored": 1}), "best_scored=1 is not one of True"),
+    ("a yes/no setting given as text", lambda d: d.update(tracker={"later_exits_steer": "no"}), "later_exits_steer"),
 ]
 
 

@@ -22,23 +22,19 @@ from tqdm import tqdm
 from ..contract import DEFAULT_MODEL_DIR
 from ..data import realdata
 from ..runtime import build_tracker
-from ..tracking.crops import box_center, crop_side
 from . import machine
 from .metrics import box_iou
 
 
 def exit_box_ious(tracker, seq) -> np.ndarray:
     """(frames with a visible target, num_stages) IoU of every exit's box on the first exit's crops."""
-    p = tracker.params
     tracker.initialize(seq.frame(0), seq.boxes[0])
     visible = seq.visible_mask()
     rows = []
     for i in range(1, len(seq)):
         frame = seq.frame(i)
         if visible[i]:
-            centre = box_center(tracker.box)
-            side = crop_side(tracker.box, p.search_factor, p.context_amount) * tracker.growth
-            search = tracker._network_crop(frame, centre, side, p.search_size)
+            search, centre, side = tracker.search_region(frame)
             boxes = [tracker._decode(tracker.backend.run_stage(k, search if k == 0 else None), centre, side,
                                      blend_size=False).box for k in range(tracker.num_stages)]
             rows.append(box_iou(np.array(boxes), np.repeat(seq.boxes[i][None], len(boxes), 0)))

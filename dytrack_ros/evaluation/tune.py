@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..contract import DEFAULT_MODEL_DIR, Manifest
+from ..contract import DEFAULT_MODEL_DIR, TRACKER_SETTING_CHOICES, Manifest
 from ..data.realdata import load_split
 from ..data.sequences import Sequence
 from ..runtime import TUNABLE, build_tracker
@@ -36,8 +36,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     name = args.param[0]
-    values = [v if name == "later_exits" else v.lower() in ("1", "true", "yes")
-              if name in ("best_scored", "later_exits_steer") else float(v) for v in args.param[1:]]
+    choices = {str(c).lower(): c for c in TRACKER_SETTING_CHOICES.get(name, ())}   # "fuse", "true" -> True
+    if choices and any(v.lower() not in choices for v in args.param[1:]):
+        raise SystemExit(f"--param {name} takes {', '.join(choices)}, got {' '.join(args.param[1:])}")
+    values = [choices[v.lower()] if choices else float(v) for v in args.param[1:]]
     if name == "lost_patience":
         values = [int(v) for v in values]
     if name not in TUNABLE or not values:

@@ -173,9 +173,7 @@ class DyTracker:
         frame = validate_frame(frame)
         t0 = time.perf_counter()
         p = self.params
-        center = box_center(self.box)
-        side = crop_side(self.box, p.search_factor, p.context_amount) * self.growth
-        search = self._network_crop(frame, center, side, p.search_size)
+        search, center, side = self.search_region(frame)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
@@ -249,6 +247,13 @@ class DyTracker:
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
                            lost_frames=self.low_frames, redetected=redetected)
+
+    def search_region(self, frame: np.ndarray):
+        """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""
+        p = self.params
+        center = box_center(self.box)
+        side = crop_side(self.box, p.search_factor, p.context_amount) * self.growth
+        return self._network_crop(frame, center, side, p.search_size), center, side
 
     def searching_globally(self) -> bool:
         return self.state == LOST and self.params.redetect and self.low_frames >= self.params.redetect_patience

@@ -262,3 +262,86 @@ def test_uncalibrated_thresholds_follow_the_backends_stage_count():
         t = DyTracker(backend, TrackerParams(template_size=32, search_size=64))
         assert t.params.thresholds == default_thresholds(backend.num_stages) and len(t.params.thresholds) == \
             backend.num_stages
+
+
+def test_one_template_cut_off_the_target_does_not_veto_it():
+    """The memory's verdict is its median: one template cut while the box was sliding off the target (group3_2:
+    0.65, 0.67, 0.63 and 0.22) does not refuse the target; a look-alike most templates doubt is still refused."""
+    from dytrack_ros.tracking.redetect import Candidate
+    assert Candidate(np.zeros(4), 0.7, memory_scores=[0.65, 0.67, 0.63, 0.22]).memory_agrees(0.6)
+    assert not Candidate(np.zeros(4), 0.7, memory_scores=[0.65, 0.45, 0.5, 0.22]).memory_agrees(0.6)
+
+
+class BlobBackend(ColourBackend):
+    """Like ColourBackend, but every blob of matching colour is its own candidate (score map 1.0 at its cell, as the
+    real first exit saturates on any object of the target's class; predicted IoU falling with the colour distance)."""
+
+    def run_stage(self, stage, search=None):
+        import cv2
+        self.stage0_runs += 1
+        img = from_network_input(search, self.input_convention)
+        size = img.shape[0]
+        dist = np.abs(img - self.colour).max(-1)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((dist < TOL).astype(np.uint8))
+        score_map, iou = np.zeros((G, G), np.float32), np.zeros((G, G), np.float32)
+        sizes, offsets = np.full((2, G, G), 0.1, np.float32), np.zeros((2, G, G), np.float32)
+        best = (0.0, np.array([0.5, 0.5, 0.1, 0.1]))
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < 4:
+                continue
+            ys, xs = np.nonzero(labels == k)
+            cx, cy = (xs.mean() + 0.5) / size, (ys.mean() + 0.5) / size
+            gx, gy = min(int(cx * G), G - 1), min(int(cy * G), G - 1)
+            score = 0.9 * (1 - dist[labels == k].mean() / TOL)
+            score_map[gy, gx], iou[gy, gx] = 1.0, score
+            sizes[:, gy, gx] = ((np.ptp(xs) + 1) / size, (np.ptp(ys) + 1) / size)
+            offsets[:, gy, gx] = (cx * G - gx, cy * G - gy)
+            if score > best[0]:
+                best = (score, np.array([cx, cy, *sizes[:, gy, gx]]))
+        return StageResult(score_map, sizes, offsets, best[1], float(best[0]), iou)
+
+
+def test_a_look_alike_seen_beside_the_target_is_remembered_and_refused_when_the_target_leaves():
+    """A look-alike (a slightly different red) walks beside the target while it is tracked; the target leaves and the
+    look-alike stays in the local window. The memory of the target alone takes it (it matches the target's colour well
+    enough); with the look-alike memory it is refused, the target stays LOST and is found when it comes back."""
+    lookalike = (40, 40, 230)   # as close to the target's colour as a look-alike person is to the real one
+
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED), (92, 60, 20, lookalike)]), (60, 60, 20, 20))
+        for _ in range(11):
+            t.track(scene([(60, 60, 20, RED), (92, 60, 20, lookalike)]))
+        away = [t.track(scene([(92, 60, 20, lookalike)])) for _ in range(25)]
+        back = [t.track(scene([(92, 60, 20, lookalike), (300, 180, 20, RED)])) for _ in range(40)]
+        return away, back
+
+    t = tracker(BlobBackend(), memory_size=4, memory_score=0.5, lookalike_memory=0)
+    away, _ = play(t)
+    assert any(r.state == TRACKING and r.box[0] > 80 for r in away), "without it the look-alike is taken"
+    t = tracker(BlobBackend(), memory_size=4, memory_score=0.5, lookalike_memory=4)
+    away, back = play(t)
+    assert t.search.lookalikes and len(t.search.lookalikes) <= 4
+    assert all(r.state == LOST for r in away) and t.search.stats.refused_as_lookalike >= 1
+    found = [r for r in back if r.state == TRACKING]
+    assert found and all(abs(r.box[0] - 300) < 8 and abs(r.box[1] - 180) < 8 for r in found)
+
+
+def test_a_tracked_box_that_matches_a_remembered_look_alike_better_is_reported_lost():
+    """The target walks beside a look-alike and is then swapped for it in place (it leaves as the look-alike steps
+    where it was): the first template and the target memory still score the box, the look-alike memory scores it
+    higher, so the check reports LOST within memory_interval frames."""
+    lookalike = (40, 40, 230)   # as close to the target's colour as a look-alike person is to the real one
+
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED), (92, 60, 20, lookalike)]), (60, 60, 20, 20))
+        for _ in range(11):
+            t.track(scene([(60, 60, 20, RED), (92, 60, 20, lookalike)]))
+        return [t.track(scene([(60, 60, 20, lookalike)])) for _ in range(6)]
+
+    assert all(r.state == TRACKING for r in play(tracker(BlobBackend(), memory_size=4, memory_score=0.5,
+                                                         verify_threshold=0.3, lookalike_memory=0)))
+    t = tracker(BlobBackend(), memory_size=4, memory_score=0.5, verify_threshold=0.3, lookalike_memory=4)
+    checked = play(t)
+    first_lost = next(i for i, r in enumerate(checked) if r.state == LOST)
+    assert first_lost < 2 and all(r.state == LOST for r in checked[first_lost:])
+    assert t.search.stats.drifts >= 1

@@ -54,3 +54,18 @@ def test_returns_are_scored_as_found_late_wrong_or_missed():
     assert score_returns(missed, t)["delays"] == [None]
     total = summarize([score_returns(result, t), score_returns(missed, t)])
     assert total["returns"] == 2 and total["reacquired"] == 0.5 and total["median_frames"] == 0
+
+
+def test_the_summary_for_results_and_card_keeps_both_suites_tables_under_their_titles(tmp_path):
+    from dytrack_ros.evaluation.redetection import summary_section
+    report = tmp_path / "REDETECTION.md"
+    report.write_text("\n".join([
+        "# Re-detection", "", "- date: 2026-11-30", "- command: `dytrack-redetect-bench`",
+        "- sequences, held-out sequences (2): a, b", "- other line not copied", "",
+        "### Held-out sequences (validation, never trained on)", "", "| variant | returns |", "|---|---|", "| on | 3 |",
+        "", "### Training sequences (train)", "", "| variant | returns |", "|---|---|", "| on | 5 |", ""]))
+    text = "\n".join(summary_section(str(report)))
+    assert "other line" not in text and "- sequences, held-out sequences (2): a, b" in text
+    held, train = text.index("**Held-out sequences"), text.index("**Training sequences")
+    assert held < text.index("| on | 3 |") < train < text.index("| on | 5 |")
+    assert summary_section(str(tmp_path / "missing.md")) == []

@@ -4,8 +4,10 @@
 
 Sequences with returns: the real sequences whose ground truth marks the target absent for a while (NaN rows), and
 every sequence of a split replayed through a virtual camera that turns away from the target and back
-(data/scenarios.py). The tracker (the model's policy and settings) runs with re-detection off and on, side by side on
-the same frames. Per variant: returns re-acquired within 30 frames (TRACKING with IoU >= 0.3), frames to re-acquire
+(data/scenarios.py). Two suites, one table each: the held-out sequences (never trained on: the reported numbers) and
+the train split's (the network saw their frames; the re-detection settings were chosen there, no weight learns from
+returns). The tracker (the model's policy and settings) runs with re-detection off and on, side by side on the same
+frames. Per variant: returns re-acquired within 30 frames (TRACKING with IoU >= 0.3), frames to re-acquire
 (median), frames reported TRACKING on something that is not the target (IoU < 0.1 or target absent) overall and after
 a global re-detection, success AUC, and time per TRACKING and per LOST frame.
 """
@@ -123,15 +125,23 @@ def summary_section(path: str) -> List[str]:
         return []
     text = open(path).read().splitlines()
     meta = [ln for ln in text if ln.startswith(("- date", "- command", "- sequences", "- defaults"))]
+    body = []
+    for ln in text:
+        if ln.startswith("### "):
+            body += ["", f"**{ln[4:]}**", ""]
+        elif ln.startswith("|"):
+            body.append(ln)
     return ["## Re-detection: returns after the target left (`benchmarks/REDETECTION.md`, a separate run)", "", *meta,
-            "", *[ln for ln in text if ln.startswith("|")], ""]
+            *body, ""]
 
 
 def main(argv=None):
     from ..runtime import build_tracker
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL_DIR)
-    p.add_argument("--split", default="validation+calibration", help="realdata split(s) joined by '+'")
+    p.add_argument("--split", default="validation+calibration", help="realdata split(s) joined by '+' (held out)")
+    p.add_argument("--tuning-split", default="train",
+                   help="a second table on these splits, where the settings were chosen ('' for none)")
     p.add_argument("--out", default="benchmarks/REDETECTION.md")
     p.add_argument("--threshold", type=float, nargs="*", default=[], help="confirm thresholds to compare")
     p.add_argument("--windows", type=int, nargs="*", default=[], help="windows per LOST frame to compare")
@@ -139,9 +149,15 @@ def main(argv=None):
     p.add_argument("--verify", type=float, nargs="*", default=[], help="verify thresholds to compare (0: no check)")
     args = p.parse_args(argv)
     tracker = build_tracker(args.model, "onnxruntime", threads=1)
-    suite = [s for part in args.split.split("+") for s in suite_with_returns(part)]
+    suites = {f"Held-out sequences ({args.split}, never trained on)": args.split}
+    if args.tuning_split:
+        suites[f"Training sequences ({args.tuning_split}: the network saw these frames; settings chosen here)"] = \
+            args.tuning_split
+    suites = {title: [s for part in split.split("+") for s in suite_with_returns(part)]
+              for title, split in suites.items()}
     variants = {"re-detection off": {"redetect": False}, "re-detection on (defaults)": {"redetect": True},
-                "on, without the appearance memory": {"redetect": True, "memory_size": 0}}
+                "on, without the appearance memory": {"redetect": True, "memory_size": 0},
+                "on, without the look-alike memory": {"redetect": True, "lookalike_memory": 0}}
     for t in args.threshold:
         variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
     for n in args.windows:
@@ -151,16 +167,17 @@ def main(argv=None):
     if args.scales:
         variants[f"on, target sizes x {' and '.join(f'{s:g}' for s in args.scales)}"] = {
             "redetect": True, "redetect_scales": tuple(args.scales)}
-    results = compare(tracker, suite, variants)
     d = tracker.params
     lines = ["# Re-detection: finding the target again", "", f"- machine: {machine.describe()}",
              f"- date: {machine.today()}", f"- command: `dytrack-redetect-bench {' '.join(sys.argv[1:] if argv is None else argv)}`",
-             f"- sequences ({args.split}, {len(suite)}): {', '.join(s.name for s in suite)}",
+             *[f"- sequences, {title.split(' (')[0].lower()} ({len(suite)}): {', '.join(s.name for s in suite)}"
+               for title, suite in suites.items()],
              f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
-             f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates, "
-             f"target sizes x {', '.join(f'{s:g}' for s in d.redetect_scales)}, verify_threshold {d.verify_threshold:g}",
-             "",
-             *table(results)]
+             f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates "
+             f"(median verdict), look-alike memory {d.lookalike_memory} templates, target sizes x "
+             f"{', '.join(f'{s:g}' for s in d.redetect_scales)}, verify_threshold {d.verify_threshold:g}"]
+    for title, suite in suites.items():
+        lines += ["", f"### {title}", "", *table(compare(tracker, suite, variants))]
     machine.write_report(args.out, lines)
 
 

@@ -47,6 +47,7 @@ class NodeParams:
     redetect_patience: int = TrackerParams.redetect_patience    # LOST frames before the global search starts
     redetect_windows: int = TrackerParams.redetect_windows      # first-exit windows per LOST frame (the budget)
     confirm_frames: int = TrackerParams.confirm_frames          # confirmations before the tracker jumps to a find
+    lookalike_memory: int = TrackerParams.lookalike_memory      # templates of other objects like the target (0: off)
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
     autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
@@ -88,6 +89,9 @@ DESCRIPTIONS = {
                          "runs beyond a tracking frame", (1, 64)),
     "confirm_frames": ("consecutive frames a candidate must be found again (and match the appearance memory) before "
                        "the tracker takes it", (1, 100)),
+    "lookalike_memory": ("templates of look-alikes (the strongest other object near the target, cut while tracking): a "
+                         "candidate or tracked box one matches better than the target's own memory is refused; 0: off",
+                         (0, 32)),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
 }
 
@@ -227,4 +231,4 @@ def apply_changes(changes, p: NodeParams, tracker) -> Optional[str]:
 
 
 # node parameters that are the tracker's own settings (copied onto TrackerParams at configure)
-TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames")
+TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames", "lookalike_memory")

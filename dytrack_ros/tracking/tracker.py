@@ -86,6 +86,11 @@ class TrackerParams:
     # when a template is due (every memory_interval confident frames) the newest memory template must score the box
     # >= verify_threshold, or the target is reported LOST (drifted onto a look-alike); 0: no check
     verify_threshold: float = 0.45
+    # look-alike memory (tracking/redetect.py): up to lookalike_memory templates of the strongest other object in the
+    # search crop (first-exit score >= lookalike_score a box size or more from the target), cut when a memory template
+    # is due; a candidate, or a tracked box at its check, that a look-alike matches better than the memory is refused
+    lookalike_memory: int = 4
+    lookalike_score: float = 0.5
 
 
 @dataclass
@@ -139,7 +144,7 @@ class DyTracker:
         self.state = IDLE
         self.box: Optional[np.ndarray] = None
         self.growth = 1.0
-        self.search = GlobalSearch(params, self._score_window, self._score_memory)
+        self.search = GlobalSearch(params, self._score_window, self._match)
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]
@@ -181,7 +186,7 @@ class DyTracker:
         for k in range(last):
             result = self.backend.run_stage(k, search if k == 0 else None)
             if k == 0:
-                first_map = result.score_map
+                first_map, first_result = result.score_map, result
             elif p.later_exits == "refine":
                 result.score_map = first_map
             elif p.later_exits == "fuse":
@@ -226,6 +231,7 @@ class DyTracker:
             if cut:
                 self.confident_size = estimate[2:].copy()
                 self.search.add_template(self._template_at(frame, estimate))
+                self._remember_lookalike(frame, first_result, center, side, estimate)
         else:
             # reported LOST at once, but a low score is usually a hard frame (blur, occlusion), not a vanished
             # target: the box keeps following the best candidate (NanoTrack does so always) for lost_patience
@@ -270,27 +276,61 @@ class DyTracker:
     def _score_window(self, frame: np.ndarray, centre, size):
         """The first exit on one window of the global search, sized for a target of `size` (w, h): its best box
         anywhere in the window (no motion prior, candidate sizes judged against `size`) and that box's predicted IoU."""
+        answer = self._window(frame, centre, size)[0]
+        return answer.box, answer.score
+
+    def _window(self, frame: np.ndarray, centre, size):
+        """The first exit on a window centred at `centre` sized for a target of `size`: (its answer, its maps)."""
         p = self.params
         side = crop_side((0, 0, size[0], size[1]), p.search_factor, p.context_amount)
         search = self._network_crop(frame, centre, side, p.search_size)
         prior = np.array([centre[0], centre[1], size[0], size[1]])
-        answer = self._decode(self.backend.run_stage(0, search), centre, side, prior=prior, window_influence=0.0,
-                              blend_size=False)
-        return answer.box, answer.score
+        result = self.backend.run_stage(0, search)
+        return self._decode(result, centre, side, prior=prior, window_influence=0.0, blend_size=False), result
 
     def _recognised(self, frame: np.ndarray, box: np.ndarray) -> bool:
-        """Whether the newest memory template scores the box >= verify_threshold (True when off or memory empty)."""
+        """Whether the newest memory template scores the box >= verify_threshold and matches it at its place better
+        than the next look-alike template does (True when off or memory empty)."""
         if not (self.params.redetect and self.params.verify_threshold > 0 and self.search.memory):
             return True
-        return self._score_memory(len(self.search.memory) - 1, frame, box) >= self.params.verify_threshold
+        score, here = self._match(self.search.memory[-1], frame, box)
+        if score < self.params.verify_threshold:
+            return False
+        other = self.search.next_lookalike()
+        return other is None or self._match(other, frame, box)[1] <= here
 
-    def _score_memory(self, index: int, frame: np.ndarray, box: np.ndarray) -> float:
-        """A box's score against memory template `index` (the backend's template is swapped and put back)."""
-        self.backend.set_template(self.search.memory[index])
+    def _match(self, template: np.ndarray, frame: np.ndarray, box: np.ndarray):
+        """Another template against a box (the backend's template is swapped and put back): the first exit on a
+        window centred on the box, sized for it. Returns (the predicted IoU of its best box anywhere in the window, the
+        predicted IoU at the box itself: the best cell within one cell of the window's centre)."""
+        self.backend.set_template(template)
         try:
-            return self._score_window(frame, box_center(box), box[2:])[1]
+            answer, result = self._window(frame, box_center(box), box[2:])
         finally:
             self.backend.set_template(self.template)
+        # the predicted IoU, not the classification score: that one saturates at 1.0 on any person for any person
+        here = result.iou_map if result.iou_map is not None else result.score_map
+        g = here.shape[-1]
+        mid = slice(max(g // 2 - 1, 0), g // 2 + 1 + (g % 2))
+        return answer.score, float(np.max(here[mid, mid]))
+
+    def _remember_lookalike(self, frame: np.ndarray, result: StageResult, center, side: float, box: np.ndarray) -> None:
+        """The strongest other object of this confident frame's first-exit score map (at least one box size from the
+        target, >= lookalike_score) goes into the look-alike memory, cut at the target's size."""
+        p = self.params
+        if p.lookalike_memory <= 0:
+            return
+        g = result.score_map.shape[-1]
+        gy, gx = np.mgrid[0:g, 0:g]
+        cx = center[0] + ((gx + result.offset_map[0]) / g - 0.5) * side
+        cy = center[1] + ((gy + result.offset_map[1]) / g - 0.5) * side
+        bx, by = box_center(box)
+        away = (np.abs(cx - bx) >= box[2]) | (np.abs(cy - by) >= box[3])
+        scores = np.where(away, result.score_map, -np.inf)
+        best = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        if scores[best] >= p.lookalike_score:
+            other = np.array([cx[best] - box[2] / 2, cy[best] - box[3] / 2, box[2], box[3]])
+            self.search.add_lookalike(self._template_at(frame, other))
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds

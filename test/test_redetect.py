@@ -324,6 +324,8 @@ def test_a_look_alike_seen_beside_the_target_is_remembered_and_refused_when_the_
     assert all(r.state == LOST for r in away) and t.search.stats.refused_as_lookalike >= 1
     found = [r for r in back if r.state == TRACKING]
     assert found and all(abs(r.box[0] - 300) < 8 and abs(r.box[1] - 180) < 8 for r in found)
+    t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+    assert t.search.lookalikes == []                      # a new target starts without the old one's look-alikes
 
 
 def test_a_tracked_box_that_matches_a_remembered_look_alike_better_is_reported_lost():

@@ -347,3 +347,13 @@ def test_a_tracked_box_that_matches_a_remembered_look_alike_better_is_reported_l
     first_lost = next(i for i, r in enumerate(checked) if r.state == LOST)
     assert first_lost < 2 and all(r.state == LOST for r in checked[first_lost:])
     assert t.search.stats.drifts >= 1
+
+
+def test_the_look_alike_memory_keeps_at_most_its_size_and_nothing_at_zero():
+    from dytrack_ros.tracking.redetect import GlobalSearch
+    for size, kept in ((2, 2), (0, 0)):
+        search = GlobalSearch(TrackerParams(template_size=32, search_size=64, lookalike_memory=size), None, None)
+        for k in range(5):
+            search.add_lookalike(np.full((2, 2), k))
+        assert len(search.lookalikes) == kept
+        assert kept == 0 or [int(t[0, 0]) for t in search.lookalikes] == [3, 4]    # the newest stay

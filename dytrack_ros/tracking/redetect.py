@@ -116,7 +116,8 @@ class GlobalSearch:
         self.memory, self.lookalikes, self.since_memory, self.lookalike_turn = [], [], 0, 0
 
     def add_lookalike(self, template: np.ndarray) -> None:
-        self.lookalikes = (self.lookalikes + [template])[-self.p.lookalike_memory:]
+        keep = max(int(self.p.lookalike_memory), 0)      # [-0:] would keep them all
+        self.lookalikes = (self.lookalikes + [template])[-keep:] if keep else []
 
     def next_lookalike(self) -> Optional[np.ndarray]:
         """The look-alike templates in turn (None when there are none)."""

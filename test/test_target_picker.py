@@ -51,6 +51,7 @@ def picker_url(log_path, timeout=30.0):
 
 PICTURE_JS = """
 const img = arguments[0], c = document.createElement('canvas');
+if (!img.complete || img.naturalWidth === 0) return null;   // the next picture is still loading
 c.width = img.naturalWidth; c.height = img.naturalHeight;
 c.getContext('2d').drawImage(img, 0, 0);
 return [c.toDataURL('image/png'), stamp];
@@ -63,7 +64,13 @@ def shown_picture(browser, img):
     import base64
     import cv2
     import numpy as np
-    url, stamp = browser.execute_script(PICTURE_JS, img)
+    end = time.monotonic() + 10.0
+    shown = browser.execute_script(PICTURE_JS, img)
+    while shown is None and time.monotonic() < end:     # caught between two pictures: ask again
+        time.sleep(0.05)
+        shown = browser.execute_script(PICTURE_JS, img)
+    assert shown is not None, "the page never finished loading a picture"
+    url, stamp = shown
     png = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
     return cv2.imdecode(png, cv2.IMREAD_COLOR), (int(stamp[0]), int(stamp[1]))
 

@@ -186,11 +186,11 @@ class DyTracker:
         for k in range(last):
             result = self.backend.run_stage(k, search if k == 0 else None)
             if k == 0:
-                first_map, first_result = result.score_map, result
+                first_result = result
             elif p.later_exits == "refine":
-                result.score_map = first_map
+                result.score_map = first_result.score_map
             elif p.later_exits == "fuse":
-                result.score_map = 0.5 * (first_map + result.score_map)
+                result.score_map = 0.5 * (first_result.score_map + result.score_map)
             answer = self._decode(result, center, side)
             if k == 0:
                 first = answer
@@ -320,10 +320,7 @@ class DyTracker:
         p = self.params
         if p.lookalike_memory <= 0:
             return
-        g = result.score_map.shape[-1]
-        gy, gx = np.mgrid[0:g, 0:g]
-        cx = center[0] + ((gx + result.offset_map[0]) / g - 0.5) * side
-        cy = center[1] + ((gy + result.offset_map[1]) / g - 0.5) * side
+        cx, cy = self._cell_centres(result, center, side)
         bx, by = box_center(box)
         away = (np.abs(cx - bx) >= box[2]) | (np.abs(cy - by) >= box[3])
         scores = np.where(away, result.score_map, -np.inf)
@@ -331,6 +328,17 @@ class DyTracker:
         if scores[best] >= p.lookalike_score:
             other = np.array([cx[best] - box[2] / 2, cy[best] - box[3] / 2, box[2], box[3]])
             self.search.add_lookalike(self._template_at(frame, other))
+
+    def _cell_centres(self, r: StageResult, center, side: float):
+        """Every cell's box centre in image pixels (x map, y map): the cell plus its predicted offset, in the square
+        crop of `side` pixels around `center`."""
+        g = r.score_map.shape[-1]
+        if self.window is None or self.window.shape[0] != g:   # per grid size, not per frame
+            self.window = np.outer(np.hanning(g), np.hanning(g)).astype(np.float32)
+            self.cells = np.mgrid[0:g, 0:g]
+        gy, gx = self.cells
+        return (center[0] + ((gx + r.offset_map[0]) / g - 0.5) * side,
+                center[1] + ((gy + r.offset_map[1]) / g - 0.5) * side)
 
     def _bound_size(self, box: np.ndarray) -> np.ndarray:
         lo, hi = self.params.size_bounds
@@ -349,13 +357,7 @@ class DyTracker:
         candidate has no current size to blend with, only a guess)."""
         p = self.params
         influence = p.window_influence if window_influence is None else window_influence
-        g = r.score_map.shape[-1]
-        if self.window is None or self.window.shape[0] != g:   # per grid size, not per frame
-            self.window = np.outer(np.hanning(g), np.hanning(g)).astype(np.float32)
-            self.cells = np.mgrid[0:g, 0:g]
-        gy, gx = self.cells
-        cx = center[0] + ((gx + r.offset_map[0]) / g - 0.5) * side
-        cy = center[1] + ((gy + r.offset_map[1]) / g - 0.5) * side
+        cx, cy = self._cell_centres(r, center, side)
         w, h = np.maximum(r.size_map[0] * side, 1e-6), np.maximum(r.size_map[1] * side, 1e-6)
         bw, bh = (self.box if prior is None else prior)[2:4]
         change = lambda x: np.maximum(x, 1.0 / x)

@@ -18,7 +18,7 @@ export LD_LIBRARY_PATH="$("$PY" -c 'import ros_wheels_bootstrapper as r; print(r
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
   -DPython3_EXECUTABLE="$PY" -DDYTRACK_INTERFACES_ONLY=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > "$BUILD/configure.log" 2>&1 \
   || { tail -40 "$BUILD/configure.log"; exit 1; }
-make -C "$BUILD" -j2 install > "$BUILD/build.log" 2>&1 || { tail -40 "$BUILD/build.log"; exit 1; }
+make -C "$BUILD" -j"$(nproc)" install > "$BUILD/build.log" 2>&1 || { tail -40 "$BUILD/build.log"; exit 1; }
 "$PY" - <<'PYEOF'
 from dytrack_ros.msg import TrackedTarget, TargetBox
 print("built messages:", TrackedTarget.__name__, TargetBox.__name__)

@@ -4,7 +4,9 @@
 # 1. installs what the GPU path needs where pip can reach PyPI: TensorRT for the CUDA of the machine's torch
 #    (tensorrt-cu12 / tensorrt-cu13), onnxruntime, opencv, pyyaml (a machine without network keeps what it has;
 #    what is missing becomes a SKIP line with the reason, never a number);
-# 2. fetches the demo video if absent, then runs the checks and writes benchmarks/GPU.md.
+#    (GPU_CHECK_INSTALL=0 skips this step: a machine that cannot reach PyPI, where pip would only time out);
+# 2. fetches the demo video if absent (DYTRACK_PHOTOS names another folder holding vtest.avi and the photos),
+#    then runs the checks and writes benchmarks/GPU.md.
 # Exit status: 0 all checks passed or skipped, 1 a check failed, 2 no CUDA GPU with --require-gpu.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,11 +19,12 @@ CUDA_MAJOR="$("$PY" -c 'import torch; print((torch.version.cuda or "").split("."
 WANT=(onnxruntime opencv-python-headless pyyaml tqdm)
 [ -n "$CUDA_MAJOR" ] && WANT+=("tensorrt-cu${CUDA_MAJOR}")
 echo "gpu_check: python $PY, torch CUDA ${CUDA_MAJOR:-none}; installing where missing: ${WANT[*]}"
+[ "${GPU_CHECK_INSTALL:-1}" = 0 ] && WANT=()
 for pkg in "${WANT[@]}"; do
   mod="${pkg%%-cu*}"; mod="${mod/opencv-python-headless/cv2}"; mod="${mod/pyyaml/yaml}"
   "$PY" -c "import $mod" 2>/dev/null && continue
-  timeout 300 "$PY" -m pip install -q "$pkg" >/tmp/gpu_check_pip.log 2>&1 \
+  timeout 300 "$PY" -m pip install -q --retries 1 --timeout 15 "$pkg" >/tmp/gpu_check_pip.log 2>&1 \
     && echo "  installed $pkg" || echo "  could not install $pkg (no network or no wheel): its checks will say SKIP"
 done
-[ -f .data/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi ] || bash scripts/fetch_data.sh || true
+[ -f "${DYTRACK_PHOTOS:-.data/opencv-doc/usr/share/doc/opencv-doc/examples/data}/vtest.avi" ] || bash scripts/fetch_data.sh || true
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m dytrack_ros.evaluation.gpu_check "$@"

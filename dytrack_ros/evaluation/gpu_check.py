@@ -6,16 +6,19 @@
 Every GPU backend present (TensorRT FP32 and FP16, torch on CUDA eager and with CUDA graphs, ONNX Runtime's CUDA
 provider) is compared with ONNX Runtime on the CPU (the reference every other test trusts):
 - outputs: every stage's head outputs on real crops of the demo video, max abs difference per output;
-- boxes: the dynamic tracker over the demo clip's first frames, every frame's box within IoU 0.95 of the CPU's;
+- boxes: the dynamic tracker over the demo clip's first frames, every frame's box within IoU 0.95 of the CPU's, each
+  frame from the same state (the CPU tracker's); the free-running trajectories are reported beside it;
 - time: per stage p50/p95 (CUDA events around run_stage, which includes the copy of the head outputs back) and the
   dynamic policy per frame;
-- the node: `backend:=tensorrt` on the same frames over DDS (dytrack-bench-node), results received and latency.
+- the node: `backend:=tensorrt` (torch on CUDA where TensorRT is missing) over DDS (dytrack-bench-node), results
+  received and latency.
 What cannot run here (no GPU, no TensorRT, no rclpy) is a SKIP line with the reason, never a number. Any FAIL makes
 the exit status 1; with --require-gpu, a machine without CUDA is a failure (exit 2) instead of a list of SKIPs.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -48,7 +51,9 @@ class Check:
 
 def environment() -> List[str]:
     """Versions, driver and GPU, as far as this machine has them."""
-    lines = [f"- machine: {machine.describe()}", f"- date: {machine.today()}"]
+    from ..data.photos import data_dir
+    lines = [f"- machine: {machine.describe()}", f"- date: {machine.today()}",
+             f"- demo clip: {os.path.relpath(os.path.join(data_dir(), 'vtest.avi'))}"]
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20)
@@ -116,9 +121,35 @@ def compare_outputs(candidate, reference, template, searches) -> Dict[str, float
 
 
 def clip_boxes(tracker, frames) -> np.ndarray:
+    """Free running: the tracker's boxes over the clip, each frame from its own previous state."""
     boxes = [tracker.initialize(frames[0], DEMO_INIT)]
     boxes += [tracker.track(f).box for f in frames[1:]]
     return np.array(boxes)
+
+
+def take_state(candidate, reference) -> None:
+    """The candidate tracker takes over the reference's whole state (box, template, memories, LOST bookkeeping); its
+    own backend gets the reference's template."""
+    memo = {id(reference): candidate, id(reference.backend): candidate.backend}   # bound methods follow the tracker
+    for name, value in vars(reference).items():
+        if name != "backend":
+            setattr(candidate, name, copy.deepcopy(value, memo))
+    candidate.backend.set_template(candidate.template)
+
+
+def stepwise_boxes(candidate, reference, frames):
+    """(candidate boxes, reference boxes): each frame tracked by both from the reference's state after the frame
+    before. A free-running comparison drifts apart by design: a memory template cut or an exit taken one frame
+    earlier on one side (a score within rounding of its threshold) changes everything after it; this isolates what the
+    backend changes on one frame."""
+    reference.initialize(frames[0], DEMO_INIT)
+    candidate.initialize(frames[0], DEMO_INIT)
+    got, want = [], []
+    for frame in frames[1:]:
+        take_state(candidate, reference)
+        got.append(candidate.track(frame).box)
+        want.append(reference.track(frame).box)
+    return np.array(got), np.array(want)
 
 
 def box_agreement(boxes: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -204,10 +235,15 @@ def run_checks(model_dir: str, frames_n: int, repeats: int, node: bool) -> List[
             rows.append(f"second construction (engines from the cache): {time.perf_counter() - t0:.1f} s")
         diffs = compare_outputs(backend, reference, template, searches)
         rows.append("max abs difference vs ONNX Runtime CPU: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-        boxes = clip_boxes(DyTracker(backend, tracker_params(manifest)), frames)
-        ious = box_agreement(boxes, ref_boxes)
-        rows.append(f"demo clip, {len(frames)} frames: box IoU with the CPU's min {ious.min():.3f}, "
-                    f"frames under {BOX_IOU_MIN}: {int((ious < BOX_IOU_MIN).sum())}")
+        got, want = stepwise_boxes(DyTracker(backend, tracker_params(manifest)),
+                                   DyTracker(reference, tracker_params(manifest)), frames)
+        ious = box_agreement(got, want)
+        rows.append(f"demo clip, {len(frames)} frames, each from the CPU tracker's state: box IoU with the CPU's min "
+                    f"{ious.min():.3f}, mean {ious.mean():.4f}, frames under {BOX_IOU_MIN}: {int((ious < BOX_IOU_MIN).sum())}")
+        free = box_agreement(clip_boxes(DyTracker(backend, tracker_params(manifest)), frames), ref_boxes)
+        rows.append(f"free running (each tracker on its own state, not a criterion): box IoU with the CPU's mean "
+                    f"{free.mean():.3f}, frames under {BOX_IOU_MIN}: {int((free < BOX_IOU_MIN).sum())}"
+                    + (f", first at frame {int(np.argmax(free < BOX_IOU_MIN))}" if (free < BOX_IOU_MIN).any() else ""))
         t = stage_times(backend, template, searches[0], repeats)
         rows.append("per stage p50 / p95 ms: " + ", ".join(
             f"stage {k}: {np.percentile(t[:, k], 50):.3f} / {np.percentile(t[:, k], 95):.3f}" for k in range(t.shape[1])))
@@ -225,18 +261,26 @@ def run_checks(model_dir: str, frames_n: int, repeats: int, node: bool) -> List[
     return checks
 
 
-def node_check(model_dir: str) -> Check:
-    """The node with backend:=tensorrt over DDS (dytrack-bench-node), its table taken over as it is."""
+def node_backend() -> str:
+    """The node runs on the fastest GPU backend this machine has: TensorRT, else torch on CUDA."""
     import importlib.util
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "torch"
+
+
+def node_check(model_dir: str) -> Check:
+    """The node on the GPU over DDS (dytrack-bench-node), its table taken over as it is."""
+    import importlib.util
+    backend = node_backend()
+    name = f"node, backend {backend}" + ("" if backend == "tensorrt" else " on CUDA (TensorRT is not installed)")
     if importlib.util.find_spec("rclpy") is None:
-        return Check("node, backend tensorrt", "SKIP", "rclpy is not installed (scripts/setup.sh installs it)")
+        return Check(name, "SKIP", "rclpy is not installed (scripts/setup.sh installs it)")
     out = os.path.join(tempfile.mkdtemp(), "node.md")
     proc = subprocess.run([sys.executable, "-m", "dytrack_ros.tools.node_latency", "--model", model_dir, "--backend",
-                           "tensorrt", "--out", out], capture_output=True, text=True, timeout=300)
+                           backend, "--out", out], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 or not os.path.isfile(out):
-        return Check("node, backend tensorrt", "FAIL", "dytrack-bench-node failed: " + proc.stderr.strip()[-400:])
+        return Check(name, "FAIL", "dytrack-bench-node failed: " + proc.stderr.strip()[-400:])
     rows = [ln for ln in open(out).read().splitlines() if ln.startswith(("- ", "|"))]
-    return Check("node, backend tensorrt", "PASS", "results received over DDS (table below)", rows)
+    return Check(name, "PASS", "results received over DDS (table below)", rows)
 
 
 def report(checks: List[Check], env: List[str], command: str) -> List[str]:
@@ -244,7 +288,11 @@ def report(checks: List[Check], env: List[str], command: str) -> List[str]:
     lines += [f"| {c.name} | {c.status} | {c.detail} |" for c in checks]
     for c in checks:
         if c.rows:
-            lines += ["", f"## {c.name}", "", *[r if r.startswith(("|", "- ")) else f"- {r}" for r in c.rows]]
+            lines += ["", f"## {c.name}", ""]
+            for r in c.rows:
+                if r.startswith("|") and not lines[-1].startswith("|"):
+                    lines.append("")        # a table needs a blank line above it
+                lines.append(r if r.startswith(("|", "- ")) else f"- {r}")
     return lines
 
 

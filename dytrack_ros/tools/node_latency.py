@@ -13,6 +13,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -58,10 +59,11 @@ def main(argv=None):
 
     ns = f"/bench{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, PYTHONPATH=ROOT)
+    node_log = tempfile.NamedTemporaryFile("w+", prefix="dytrack_node_", suffix=".log", delete=False)
     node = subprocess.Popen([sys.executable, "-m", "dytrack_ros.ros.node", "--ros-args", "--params-file",
                              os.path.join(ROOT, "config", "tracker.yaml"), "-r", f"__ns:={ns}", "-p",
                              f"model_path:={args.model}", "-p", f"backend:={args.backend}", "-p",
-                             "image_qos:=reliable"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             "image_qos:=reliable"], cwd=ROOT, env=env, stdout=node_log,
                             stderr=subprocess.STDOUT)
     rclpy.init()
     n = rclpy.create_node("latency_bench")
@@ -74,7 +76,13 @@ def main(argv=None):
                                                    (time.perf_counter(), m)), 100)
     spin = threading.Thread(target=rclpy.spin, args=(n,), daemon=True)
     spin.start()
+    deadline = time.monotonic() + 120   # the node loads the model (a GPU backend may build engines first)
     while pub.get_subscription_count() == 0 or init.get_subscription_count() == 0:
+        if node.poll() is not None or time.monotonic() > deadline:
+            node.kill()
+            node_log.seek(0)
+            sys.exit("the node did not come up (exit status %s); its log %s ends:\n%s"
+                     % (node.poll(), node_log.name, node_log.read()[-1500:]))
         time.sleep(0.05)
     time.sleep(1.0)
     t = 1
@@ -111,8 +119,9 @@ def main(argv=None):
              f"| added by node + DDS transport (end to end - bare tracker p50) | "
              f"{np.percentile(e2e, 50) - np.percentile(bare_ms, 50):.2f} (p50) |"]
     machine.write_report(args.out, lines)
+    rclpy.try_shutdown()     # ends the spin thread: joined before exit, else the process aborts as it tears down
+    spin.join(timeout=5)
     n.destroy_node()
-    rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

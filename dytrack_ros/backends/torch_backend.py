@@ -1,8 +1,10 @@
 """PyTorch backend: CPU or CUDA. It runs the same stage modules that export writes to ONNX (model.StageGraph).
 On CUDA the carry stays on the GPU between stages and each stage can be captured once as a CUDA graph (static
-input/output buffers, replayed every frame)."""
+input/output buffers, replayed every frame). On CUDA the arithmetic is IEEE FP32 unless tf32=True: torch lets cuDNN
+convolutions run in TF32 by default, which moved our head outputs by up to 3e-3 on an H200 (benchmarks/GPU.md)."""
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numpy as np
@@ -15,7 +17,8 @@ from ..model import DyTrackNet, StageGraph
 class TorchBackend(StagedBackend):
     name = "torch"
 
-    def __init__(self, model: DyTrackNet, device: str = "cpu", cuda_graphs: bool = True, threads: int = 0):
+    def __init__(self, model: DyTrackNet, device: str = "cpu", cuda_graphs: bool = True, threads: int = 0,
+                 tf32: bool = False):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendError("torch backend asked for CUDA but torch.cuda.is_available() is False")
@@ -30,19 +33,33 @@ class TorchBackend(StagedBackend):
         self._carry = None
         self._prev_score = None
         self._graphs = {}
-        self.name = f"torch-{self.device.type}" + ("-graphs" if self.use_graphs else "")
+        self.tf32 = tf32 and self.device.type == "cuda"
+        self.name = f"torch-{self.device.type}" + ("-graphs" if self.use_graphs else "") + ("-tf32" if self.tf32 else "")
+
+    @contextlib.contextmanager
+    def _precision(self):
+        """Convolutions and matmuls in TF32 or IEEE FP32 for this backend's calls only (torch's flags are global;
+        a graph keeps the kernels chosen while it was captured)."""
+        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
     @torch.inference_mode()
     def set_template(self, template: np.ndarray) -> None:
         t = torch.from_numpy(np.ascontiguousarray(template)).to(self.device)
-        tokens = self.model.embed_template(t)
+        with self._precision():
+            tokens = self.model.embed_template(t)
         if self._template is None or not self.use_graphs:
             self._template = tokens
         else:
             self._template.copy_(tokens)  # graphs read this buffer: update in place
 
     def _eager(self, stage, a, b):
-        return dict(zip(STAGE_OUTPUTS, self.stages[stage](a, b)))
+        with self._precision():
+            return dict(zip(STAGE_OUTPUTS, self.stages[stage](a, b)))
 
     def _graph_stage(self, stage, a, b):
         if stage not in self._graphs:

@@ -36,7 +36,7 @@ from . import machine
 from .metrics import box_iou
 
 # FP32 engines and torch should agree with the CPU to rounding; FP16 to its mantissa (scores are IoUs in 0..1)
-TOLERANCE = {"fp32": 2e-3, "fp16": 3e-2}
+TOLERANCE = {"fp32": 2e-3, "tf32": 1e-2, "fp16": 3e-2}
 BOX_IOU_MIN = 0.95
 DEMO_INIT = (638, 238, 48, 86)   # the man in vtest.avi, as in the README's demo
 
@@ -180,12 +180,12 @@ def gpu_backends(model_dir: str) -> Dict[str, Callable[[], object]]:
     def trt(fp16):
         return lambda: create_backend("tensorrt", model_dir, fp16=fp16)
 
-    def torch_cuda(graphs):
+    def torch_cuda(graphs, tf32=False):
         def make():
             from ..model.checkpoint import load_checkpoint
             from ..backends.torch_backend import TorchBackend
             model, _ = load_checkpoint(os.path.join(model_dir, "model.pt"))
-            return TorchBackend(model, "cuda", cuda_graphs=graphs)
+            return TorchBackend(model, "cuda", cuda_graphs=graphs, tf32=tf32)
         return make
 
     def ort_cuda():
@@ -196,7 +196,8 @@ def gpu_backends(model_dir: str) -> Dict[str, Callable[[], object]]:
         return OnnxRuntimeBackend(Manifest.load(model_dir), providers=["CUDAExecutionProvider"])
 
     return {"tensorrt-fp32": trt(False), "tensorrt-fp16": trt(True), "torch-cuda": torch_cuda(False),
-            "torch-cuda-graphs": torch_cuda(True), "onnxruntime-cuda": ort_cuda}
+            "torch-cuda-graphs": torch_cuda(True), "torch-cuda-graphs-tf32": torch_cuda(True, tf32=True),
+            "onnxruntime-cuda": ort_cuda}
 
 
 def cuda_available() -> bool:
@@ -220,7 +221,7 @@ def run_checks(model_dir: str, frames_n: int, repeats: int, node: bool) -> List[
         return [Check("GPU backends", "SKIP", "no CUDA GPU on this machine (torch.cuda.is_available() is False): "
                       "engine builds, comparisons, timings and the node on the GPU did not run")]
     for name, make in gpu_backends(model_dir).items():
-        precision = "fp16" if name.endswith("fp16") else "fp32"
+        precision = name.rsplit("-", 1)[-1] if name.endswith(("fp16", "tf32")) else "fp32"
         t0 = time.perf_counter()
         try:
             backend = make()

@@ -58,6 +58,35 @@ def test_comparison_code_finds_agreement_and_a_real_difference():
     assert gpu_check.box_agreement(boxes, ref).min() > gpu_check.BOX_IOU_MIN
 
 
+def test_boxes_compared_frame_by_frame_from_the_reference_state():
+    """Each frame from the reference tracker's state: equal backends agree on every frame of a stretch where free
+    running parts them (at frame 35 on this clip one side cuts a memory template a frame earlier), and a backend
+    whose offsets are half a cell off is caught on every frame."""
+    from dytrack_ros.runtime import tracker_params
+    from dytrack_ros.tracking.tracker import DyTracker
+    params = tracker_params(Manifest.load(SHIPPED_MODEL))
+    frames = gpu_check.demo_frames(45)
+    ort = lambda: create_backend("onnxruntime", SHIPPED_MODEL, threads=1)
+    torch_cpu = create_backend("torch", SHIPPED_MODEL, device="cpu", threads=1)
+    got, want = gpu_check.stepwise_boxes(DyTracker(torch_cpu, params), DyTracker(ort(), params), frames)
+    assert len(got) == len(frames) - 1 and gpu_check.box_agreement(got, want).min() > 0.99
+
+    class HalfCellOff:
+        inner = ort()
+        num_stages, input_convention = inner.num_stages, inner.input_convention
+        set_template = inner.set_template
+
+        def run_stage(self, k, search=None):
+            r = self.inner.run_stage(k, search)
+            r.offset_map = r.offset_map + 0.5
+            return r
+    reference = DyTracker(ort(), params)
+    off = DyTracker(HalfCellOff(), params)
+    got, want = gpu_check.stepwise_boxes(off, reference, frames[:10])
+    assert gpu_check.box_agreement(got, want).max() < gpu_check.BOX_IOU_MIN
+    assert off.search is not reference.search and off.search.memory is not reference.search.memory
+
+
 @pytest.mark.parametrize("trt, cuda, mods, expected, reason", [
     (True, True, {"torch", "onnxruntime"}, ("tensorrt", "cuda"), "TensorRT and a CUDA GPU"),
     (False, True, {"torch", "onnxruntime"}, ("torch", "cuda"), "TensorRT: not installed"),

@@ -24,7 +24,7 @@ memory that confirms what it finds.
   map >= lookalike_score at least a box size away from the target: the runner beside the runner, the next car) is cut
   too, up to `lookalike_memory` templates. A candidate is also compared, at its own place, with one look-alike
   template per confirmation frame (round-robin): when the look-alikes match it better than the target's memory does
-  (median of the differences < 0) it is refused; the tracker's check of a confident box does the same (drift onto a
+  by more than lookalike_margin (median of the differences) it is refused; the tracker's check of a confident box does the same (drift onto a
   remembered look-alike). The target's memory alone cannot tell these apart: a look-alike of the same kind scores as
   high against it as the target does (Bolt~turn: 0.86-0.89).
 TRACKING frames pay one first-exit run per memory_interval frames (the check; two with look-alikes), nothing else.
@@ -63,8 +63,9 @@ class Candidate:
         # but on its edge) must not veto the target itself (group3_2: 0.65, 0.67, 0.63 and 0.22)
         return not self.memory_scores or float(np.median(self.memory_scores)) >= threshold
 
-    def resembles_a_lookalike(self) -> bool:
-        return bool(self.lookalike_margins) and float(np.median(self.lookalike_margins)) < 0
+    def resembles_a_lookalike(self, margin: float = 0.0) -> bool:
+        """The look-alike templates match the box better than the target's memory by more than `margin` (median)."""
+        return bool(self.lookalike_margins) and float(np.median(self.lookalike_margins)) < -margin
 
 
 @dataclass
@@ -203,7 +204,7 @@ class GlobalSearch:
         if not c.memory_agrees(self.p.confirm_threshold):
             self.stats.refused_by_memory += 1
             return None
-        if c.resembles_a_lookalike():
+        if c.resembles_a_lookalike(self.p.lookalike_margin):
             self.stats.refused_as_lookalike += 1
             return None
         return True

@@ -39,7 +39,10 @@ class TorchBackend(StagedBackend):
     @contextlib.contextmanager
     def _precision(self):
         """Convolutions and matmuls in TF32 or IEEE FP32 for this backend's calls only (torch's flags are global;
-        a graph keeps the kernels chosen while it was captured)."""
+        a graph keeps the kernels chosen while it was captured). The CPU path leaves them alone."""
+        if self.device.type != "cuda":
+            yield
+            return
         saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = self.tf32
         try:

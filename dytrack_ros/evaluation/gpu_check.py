@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
 import subprocess
 import sys
@@ -264,13 +265,11 @@ def run_checks(model_dir: str, frames_n: int, repeats: int, node: bool) -> List[
 
 def node_backend() -> str:
     """The node runs on the fastest GPU backend this machine has: TensorRT, else torch on CUDA."""
-    import importlib.util
     return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "torch"
 
 
 def node_check(model_dir: str) -> Check:
     """The node on the GPU over DDS (dytrack-bench-node), its table taken over as it is."""
-    import importlib.util
     backend = node_backend()
     name = f"node, backend {backend}" + ("" if backend == "tensorrt" else " on CUDA (TensorRT is not installed)")
     if importlib.util.find_spec("rclpy") is None:

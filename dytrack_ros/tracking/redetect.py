@@ -24,7 +24,8 @@ memory that confirms what it finds.
   map >= lookalike_score at least a box size away from the target: the runner beside the runner, the next car) is cut
   too, up to `lookalike_memory` templates. A candidate is also compared, at its own place, with one look-alike
   template per confirmation frame (round-robin): when the look-alikes match it better than the target's memory does
-  by more than lookalike_margin (median of the differences) it is refused; the tracker's check of a confident box does the same (drift onto a
+  by more than lookalike_margin (median of the differences) it is refused. The tracker's check of a confident box
+  compares the newest memory template with the next look-alike the same way, without a margin (drift onto a
   remembered look-alike). The target's memory alone cannot tell these apart: a look-alike of the same kind scores as
   high against it as the target does (Bolt~turn: 0.86-0.89).
 TRACKING frames pay one first-exit run per memory_interval frames (the check; two with look-alikes), nothing else.

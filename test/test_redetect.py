@@ -357,3 +357,50 @@ def test_the_look_alike_memory_keeps_at_most_its_size_and_nothing_at_zero():
             search.add_lookalike(np.full((2, 2), k))
         assert len(search.lookalikes) == kept
         assert kept == 0 or [int(t[0, 0]) for t in search.lookalikes] == [3, 4]    # the newest stay
+
+
+# --- camera-motion compensation (off by default; tracking/camera_motion.py) ---
+
+def panned(photo, x0, width=320, objects=()):
+    """A camera's view of a real photo: columns x0..x0+width (a camera turning sideways), coloured squares on it."""
+    view = np.ascontiguousarray(photo[:240, x0:x0 + width])
+    for x, y, s, colour in objects:
+        view[y:y + s, x:x + s] = colour
+    return view
+
+
+def test_camera_motion_measures_a_pan_of_a_real_photo(heldout_photos):
+    from dytrack_ros.tracking.camera_motion import CameraMotion
+    photo = next(p for p in heldout_photos if p.shape[0] >= 240 and p.shape[1] >= 480)
+    motion = CameraMotion()
+    motion.reset(panned(photo, 100))
+    shift = motion.update(panned(photo, 160))           # the camera turned right: the scene moved 60 px left
+    assert abs(shift[0] + 60) < 3 and abs(shift[1]) < 3
+    assert np.allclose(motion.update(np.full((240, 320, 3), 110, np.uint8)), 0)   # another view: no motion told
+
+
+@pytest.mark.parametrize("compensate", [False, True])
+def test_a_fast_camera_turn_keeps_a_small_target_only_with_camera_motion(heldout_photos, compensate):
+    """The camera turns 45 px a frame; a 12 px target sitting still on the ground moves 45 px a frame in the image,
+    beyond its search area (48 px): without compensation it is lost at once, with it the search follows."""
+    photo = next(p for p in heldout_photos if p.shape[0] >= 240 and p.shape[1] >= 600)
+    t = tracker(camera_motion=compensate, redetect=False)
+    target = lambda x0: [(200 - x0, 100, 12, RED)]          # fixed on the ground (the photo), seen from x0
+    t.initialize(panned(photo, 0, objects=target(0)), (200, 100, 12, 12))
+    results = [t.track(panned(photo, x0, objects=target(x0))) for x0 in range(45, 180, 45)]
+    on_target = [r.state == TRACKING and abs(r.box[0] - (200 - x0)) < 4 for r, x0 in zip(results, range(45, 180, 45))]
+    assert all(on_target) if compensate else not any(on_target)
+
+
+def test_while_lost_the_search_watches_where_the_camera_carried_the_target(heldout_photos):
+    """Hidden, then the camera turns 100 px: the target comes back where the ground took it, and the search there
+    (the LOST box and the global search's ring, both carried by the camera's motion) finds it within a few frames
+    (without compensation: 14 frames here, once the grid comes round to it)."""
+    photo = next(p for p in heldout_photos if p.shape[0] >= 240 and p.shape[1] >= 600)
+    t = tracker(camera_motion=True, redetect_windows=1)
+    t.initialize(panned(photo, 0, objects=[(200, 100, 12, RED)]), (200, 100, 12, 12))
+    for x0 in (0, 0, 0, 0, 25, 50, 75, 100, 100, 100):                 # hidden while the camera turns
+        assert t.track(panned(photo, x0)).state == LOST
+    back = [t.track(panned(photo, 100, objects=[(100, 100, 12, RED)])) for _ in range(20)]
+    first = next(i for i, r in enumerate(back) if r.state == TRACKING)
+    assert first <= 5 and abs(back[first].box[0] - 100) < 4 and abs(back[first].box[1] - 100) < 4

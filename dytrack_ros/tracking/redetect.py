@@ -112,7 +112,7 @@ class GlobalSearch:
 
     def reset(self) -> None:
         """A new lost spell starts (or the target is back): forget the cursors and the pending candidate."""
-        self.turn, self.cursors, self.grids, self.pending = 0, {}, {}, None
+        self.turn, self.cursors, self.grids, self.pending, self.near_turn = 0, {}, {}, None, 0
 
     def clear_memory(self) -> None:
         self.memory, self.lookalikes, self.since_memory, self.lookalike_turn = [], [], 0, 0
@@ -150,12 +150,24 @@ class GlobalSearch:
                 return confirmed
         scales = tuple(self.p.redetect_scales) or (1.0,)
         best = None
+        if self.p.camera_motion and budget > 0:
+            # one window a frame around where the target should be (where it was last seen, carried by the camera's
+            # motion: the grid below stays sorted from where it was lost): a 3x3 ring at half a window's stride
+            side = self.side_for(np.asarray(size, float))
+            k = self.near_turn % 9
+            self.near_turn += 1
+            centre = (last_seen[0] + (k % 3 - 1) * 0.5 * side, last_seen[1] + (k // 3 - 1) * 0.5 * side)
+            box, score = self.score_window(frame, centre, np.asarray(size, float))
+            self.stats.windows += 1
+            budget -= 1
+            if score >= self.p.confirm_threshold:
+                best = Candidate(box, score)
         for _ in range(max(budget, 0)):
             scale = scales[self.turn % len(scales)]
             self.turn += 1
             target = np.asarray(size, float) * scale
             side = self.side_for(target)
-            key = (w, h, side, tuple(last_seen))     # fixed through a lost spell: the grid is sorted once
+            key = (w, h, side)     # fixed through a lost spell: the grid is sorted once, from where it was lost
             if self.grids.get(scale, (None,))[0] != key:
                 self.grids[scale] = (key, grid_centres(w, h, side, near=last_seen))
             centres = self.grids[scale][1]

@@ -23,6 +23,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
+from .camera_motion import CameraMotion
 from .crops import box_center, clip_box, crop_and_resize, crop_side
 from .redetect import GlobalSearch
 
@@ -94,6 +95,14 @@ class TrackerParams:
     # a candidate is refused when the look-alikes win by more than this (median of the predicted-IoU differences): a
     # tie within the scores' noise is not evidence against the target (Basketball's first exit 45.5 -> 50.7 AUC)
     lookalike_margin: float = 0.05
+    # camera-motion compensation (tracking/camera_motion.py), off by default: the search area moves with the background's
+    # image motion plus target_motion times the target's own recent motion (its image motion less the camera's; kept
+    # while LOST), and while LOST one global-search window a frame watches around where the target should be. Helps a
+    # camera that turns away fast (small targets kept until they leave the view); hurts a camera that follows its
+    # target, whose own motion the tracker measures too poorly to cancel the camera's (Bolt 54 -> 1 AUC): measured in
+    # benchmarks/experiments/redetection_tuning_train.md, round 5
+    camera_motion: bool = False
+    target_motion: float = 1.0
 
 
 @dataclass
@@ -148,6 +157,8 @@ class DyTracker:
         self.box: Optional[np.ndarray] = None
         self.growth = 1.0
         self.search = GlobalSearch(params, self._score_window, self._match)
+        self.motion = CameraMotion()
+        self.own_velocity = np.zeros(2)
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]
@@ -173,6 +184,8 @@ class DyTracker:
         self.last_seen = box_center(b)         # and starts where it was last tracked
         self.search.reset()
         self.search.clear_memory()
+        self.motion.reset(frame)
+        self.own_velocity = np.zeros(2)
         return b
 
     def track(self, frame: np.ndarray, force_stages: Optional[int] = None) -> TrackResult:
@@ -181,6 +194,7 @@ class DyTracker:
         frame = validate_frame(frame)
         t0 = time.perf_counter()
         p = self.params
+        camera, shift = self._follow_camera(frame)
         search, center, side = self.search_region(frame)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
@@ -227,6 +241,9 @@ class DyTracker:
             confident = cut = False
             self.search.stats.drifts += 1
         if confident:
+            if p.camera_motion and self.state == TRACKING:    # the target's own motion: its image less the camera's
+                own = np.subtract(box_center(estimate), center) + shift - camera
+                self.own_velocity = 0.5 * self.own_velocity + 0.5 * own
             self.recovering = None
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
             self.last_seen = box_center(estimate)
@@ -256,6 +273,23 @@ class DyTracker:
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
                            lost_frames=self.low_frames, redetected=redetected)
+
+    def _follow_camera(self, frame: np.ndarray):
+        """With camera_motion: moves what the tracker knows by its place in the image (the box, where the target was
+        last seen, a candidate being confirmed) by the camera's motion since the last frame plus target_motion times
+        the target's own recent motion. Returns (the camera's shift, that shift) in pixels (zeros when off)."""
+        p = self.params
+        if not p.camera_motion:
+            return np.zeros(2), np.zeros(2)
+        camera = self.motion.update(frame)
+        shift = camera + p.target_motion * self.own_velocity
+        self.box = self.box + np.array([shift[0], shift[1], 0.0, 0.0])
+        self.last_seen = (self.last_seen[0] + shift[0], self.last_seen[1] + shift[1])
+        moved = np.array([shift[0], shift[1], 0.0, 0.0])
+        for c in (self.recovering, self.search.pending):
+            if c is not None:
+                c.box = c.box + moved
+        return camera, shift
 
     def search_region(self, frame: np.ndarray):
         """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""

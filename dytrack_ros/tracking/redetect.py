@@ -137,7 +137,8 @@ class GlobalSearch:
         self.memory = (self.memory + [template])[-self.p.memory_size:]
         self.since_memory = 0
 
-    def step(self, frame: np.ndarray, size: np.ndarray, last_seen: tuple) -> Optional[Candidate]:
+    def step(self, frame: np.ndarray, size: np.ndarray, last_seen: tuple,
+             carried: Optional[tuple] = None) -> Optional[Candidate]:
         """One LOST frame's search for a target of the last confident `size` times each of redetect_scales (in turn,
         one grid per scale: a target that came back nearer or farther), nearest first from `last_seen` (the centre
         where the target was last tracked); returns a confirmed candidate or None."""
@@ -150,13 +151,13 @@ class GlobalSearch:
                 return confirmed
         scales = tuple(self.p.redetect_scales) or (1.0,)
         best = None
-        if self.p.camera_motion and budget > 0:
-            # one window a frame around where the target should be (where it was last seen, carried by the camera's
-            # motion: the grid below stays sorted from where it was lost): a 3x3 ring at half a window's stride
+        if carried is not None and budget > 0:
+            # one window a frame around where the camera's motion carried the place the target was last seen (a camera
+            # that turned away and back): a 3x3 ring at half a window's stride, in turn
             side = self.side_for(np.asarray(size, float))
             k = self.near_turn % 9
             self.near_turn += 1
-            centre = (last_seen[0] + (k % 3 - 1) * 0.5 * side, last_seen[1] + (k // 3 - 1) * 0.5 * side)
+            centre = (carried[0] + (k % 3 - 1) * 0.5 * side, carried[1] + (k // 3 - 1) * 0.5 * side)
             box, score = self.score_window(frame, centre, np.asarray(size, float))
             self.stats.windows += 1
             budget -= 1

@@ -95,14 +95,13 @@ class TrackerParams:
     # a candidate is refused when the look-alikes win by more than this (median of the predicted-IoU differences): a
     # tie within the scores' noise is not evidence against the target (Basketball's first exit 45.5 -> 50.7 AUC)
     lookalike_margin: float = 0.05
-    # camera-motion compensation (tracking/camera_motion.py), off by default: the search area moves with the background's
-    # image motion plus target_motion times the target's own recent motion (its image motion less the camera's; kept
-    # while LOST), and while LOST one global-search window a frame watches around where the target should be. Helps a
-    # camera that turns away fast (small targets kept until they leave the view); hurts a camera that follows its
-    # target, whose own motion the tracker measures too poorly to cancel the camera's (Bolt 54 -> 1 AUC): measured in
-    # benchmarks/experiments/redetection_tuning_train.md, round 5
+    # camera-motion compensation (tracking/camera_motion.py): when the background moved by more than camera_motion_min
+    # of the search area since the last frame, the first exit also looks where that motion carried the target, and the
+    # better-scored of the two places is taken (a camera that follows its target moves the background, not the target;
+    # one that turns away moves both: only the image tells which); while LOST one global-search window a frame watches
+    # where the camera carried the place the target was last seen
     camera_motion: bool = False
-    target_motion: float = 1.0
+    camera_motion_min: float = 0.1
 
 
 @dataclass
@@ -158,7 +157,6 @@ class DyTracker:
         self.growth = 1.0
         self.search = GlobalSearch(params, self._score_window, self._match)
         self.motion = CameraMotion()
-        self.own_velocity = np.zeros(2)
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]
@@ -185,7 +183,7 @@ class DyTracker:
         self.search.reset()
         self.search.clear_memory()
         self.motion.reset(frame)
-        self.own_velocity = np.zeros(2)
+        self.carried = self.last_seen           # where the camera's motion carried the place it was last seen
         return b
 
     def track(self, frame: np.ndarray, force_stages: Optional[int] = None) -> TrackResult:
@@ -194,14 +192,32 @@ class DyTracker:
         frame = validate_frame(frame)
         t0 = time.perf_counter()
         p = self.params
-        camera, shift = self._follow_camera(frame)
+        camera = self._camera_motion(frame)
         search, center, side = self.search_region(frame)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
             last = 1    # while the whole image is searched the local window only watches with the same first exit
+        carried, stale = None, False
+        if np.any(camera):
+            carried = (center[0] + camera[0], center[1] + camera[1])
         for k in range(last):
-            result = self.backend.run_stage(k, search if k == 0 else None)
+            if k == 0 and carried is not None:
+                # where the target is if it stayed put in the image, and where the camera's motion carried it: the
+                # better-scored place is taken (the backend holds the last crop it ran: the first is run again for
+                # later exits when it wins)
+                here = self.backend.run_stage(0, search)
+                there_search = self._network_crop(frame, carried, side, p.search_size)
+                there = self.backend.run_stage(0, there_search)
+                if self._decode(there, carried, side).score > self._decode(here, center, side).score:
+                    result, search, center = there, there_search, carried
+                else:
+                    result, stale = here, True
+            else:
+                if k > 0 and stale:
+                    self.backend.run_stage(0, search)
+                    stale = False
+                result = self.backend.run_stage(k, search if k == 0 else None)
             if k == 0:
                 first_result = result
             elif p.later_exits == "refine":
@@ -241,12 +257,9 @@ class DyTracker:
             confident = cut = False
             self.search.stats.drifts += 1
         if confident:
-            if p.camera_motion and self.state == TRACKING:    # the target's own motion: its image less the camera's
-                own = np.subtract(box_center(estimate), center) + shift - camera
-                self.own_velocity = 0.5 * self.own_velocity + 0.5 * own
             self.recovering = None
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
-            self.last_seen = box_center(estimate)
+            self.last_seen = self.carried = box_center(estimate)
             self.search.reset()
             if cut:
                 self.confident_size = estimate[2:].copy()
@@ -264,7 +277,8 @@ class DyTracker:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
             if p.redetect and self.low_frames > p.redetect_patience:
-                found = self.search.step(frame, self.confident_size, self.last_seen)
+                found = self.search.step(frame, self.confident_size, self.last_seen,
+                                         self.carried if p.camera_motion else None)
                 if found is not None:
                     self.box = self._bound_size(found.box)
                     self.state, self.growth, self.low_frames, self.recovering, redetected = TRACKING, 1.0, 0, None, True
@@ -274,22 +288,20 @@ class DyTracker:
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
                            lost_frames=self.low_frames, redetected=redetected)
 
-    def _follow_camera(self, frame: np.ndarray):
-        """With camera_motion: moves what the tracker knows by its place in the image (the box, where the target was
-        last seen, a candidate being confirmed) by the camera's motion since the last frame plus target_motion times
-        the target's own recent motion. Returns (the camera's shift, that shift) in pixels (zeros when off)."""
+    def _camera_motion(self, frame: np.ndarray) -> np.ndarray:
+        """The background's motion since the last frame when it is camera_motion_min of the target's search area or
+        more (a turn, not the slow motion of a camera that follows its target), else zeros; zeros when camera_motion
+        is off. It carries the place the target was last seen while it is LOST."""
         p = self.params
         if not p.camera_motion:
-            return np.zeros(2), np.zeros(2)
+            return np.zeros(2)
         camera = self.motion.update(frame)
-        shift = camera + p.target_motion * self.own_velocity
-        self.box = self.box + np.array([shift[0], shift[1], 0.0, 0.0])
-        self.last_seen = (self.last_seen[0] + shift[0], self.last_seen[1] + shift[1])
-        moved = np.array([shift[0], shift[1], 0.0, 0.0])
-        for c in (self.recovering, self.search.pending):
-            if c is not None:
-                c.box = c.box + moved
-        return camera, shift
+        size = self.box[2:] if self.state == TRACKING else self.confident_size
+        if np.hypot(*camera) < p.camera_motion_min * crop_side((0, 0, size[0], size[1]), p.search_factor,
+                                                               p.context_amount) * self.growth:
+            return np.zeros(2)
+        self.carried = (self.carried[0] + camera[0], self.carried[1] + camera[1])
+        return camera
 
     def search_region(self, frame: np.ndarray):
         """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""

@@ -48,7 +48,6 @@ class NodeParams:
     redetect_windows: int = TrackerParams.redetect_windows      # first-exit windows per LOST frame (the budget)
     confirm_frames: int = TrackerParams.confirm_frames          # confirmations before the tracker jumps to a find
     lookalike_memory: int = TrackerParams.lookalike_memory      # templates of other objects like the target (0: off)
-    camera_motion: bool = TrackerParams.camera_motion            # search where the camera's turn carried the target
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
     autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
@@ -93,10 +92,6 @@ DESCRIPTIONS = {
     "lookalike_memory": ("templates of look-alikes (the strongest other object near the target, cut while tracking): a "
                          "candidate or tracked box one matches better than the target's own memory is refused; 0: off",
                          (0, 32)),
-    "camera_motion": ("follow the camera's own motion (phase correlation of the whole image): the search moves with the "
-                      "background, for a camera that turns away from a target it does not follow (a pan-tilt head, a "
-                      "yawing robot); off by default: it loses targets a camera follows (tracking/camera_motion.py)",
-                      None),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
 }
 
@@ -236,5 +231,4 @@ def apply_changes(changes, p: NodeParams, tracker) -> Optional[str]:
 
 
 # node parameters that are the tracker's own settings (copied onto TrackerParams at configure)
-TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames", "lookalike_memory",
-                    "camera_motion")
+TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames", "lookalike_memory")

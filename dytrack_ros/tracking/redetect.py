@@ -112,7 +112,7 @@ class GlobalSearch:
 
     def reset(self) -> None:
         """A new lost spell starts (or the target is back): forget the cursors and the pending candidate."""
-        self.turn, self.cursors, self.grids, self.pending, self.near_turn = 0, {}, {}, None, 0
+        self.turn, self.cursors, self.grids, self.pending = 0, {}, {}, None
 
     def clear_memory(self) -> None:
         self.memory, self.lookalikes, self.since_memory, self.lookalike_turn = [], [], 0, 0
@@ -137,8 +137,7 @@ class GlobalSearch:
         self.memory = (self.memory + [template])[-self.p.memory_size:]
         self.since_memory = 0
 
-    def step(self, frame: np.ndarray, size: np.ndarray, last_seen: tuple,
-             carried: Optional[tuple] = None) -> Optional[Candidate]:
+    def step(self, frame: np.ndarray, size: np.ndarray, last_seen: tuple) -> Optional[Candidate]:
         """One LOST frame's search for a target of the last confident `size` times each of redetect_scales (in turn,
         one grid per scale: a target that came back nearer or farther), nearest first from `last_seen` (the centre
         where the target was last tracked); returns a confirmed candidate or None."""
@@ -151,24 +150,12 @@ class GlobalSearch:
                 return confirmed
         scales = tuple(self.p.redetect_scales) or (1.0,)
         best = None
-        if carried is not None and budget > 0:
-            # one window a frame around where the camera's motion carried the place the target was last seen (a camera
-            # that turned away and back): a 3x3 ring at half a window's stride, in turn
-            side = self.side_for(np.asarray(size, float))
-            k = self.near_turn % 9
-            self.near_turn += 1
-            centre = (carried[0] + (k % 3 - 1) * 0.5 * side, carried[1] + (k // 3 - 1) * 0.5 * side)
-            box, score = self.score_window(frame, centre, np.asarray(size, float))
-            self.stats.windows += 1
-            budget -= 1
-            if score >= self.p.confirm_threshold:
-                best = Candidate(box, score)
         for _ in range(max(budget, 0)):
             scale = scales[self.turn % len(scales)]
             self.turn += 1
             target = np.asarray(size, float) * scale
             side = self.side_for(target)
-            key = (w, h, side)     # fixed through a lost spell: the grid is sorted once, from where it was lost
+            key = (w, h, side, tuple(last_seen))     # fixed through a lost spell: the grid is sorted once
             if self.grids.get(scale, (None,))[0] != key:
                 self.grids[scale] = (key, grid_centres(w, h, side, near=last_seen))
             centres = self.grids[scale][1]

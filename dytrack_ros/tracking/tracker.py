@@ -23,7 +23,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
-from .camera_motion import CameraMotion
 from .crops import box_center, clip_box, crop_and_resize, crop_side
 from .redetect import GlobalSearch
 
@@ -95,13 +94,6 @@ class TrackerParams:
     # a candidate is refused when the look-alikes win by more than this (median of the predicted-IoU differences): a
     # tie within the scores' noise is not evidence against the target (Basketball's first exit 45.5 -> 50.7 AUC)
     lookalike_margin: float = 0.05
-    # camera-motion compensation (tracking/camera_motion.py): when the background moved by more than camera_motion_min
-    # of the search area since the last frame, the first exit also looks where that motion carried the target, and the
-    # better-scored of the two places is taken (a camera that follows its target moves the background, not the target;
-    # one that turns away moves both: only the image tells which); while LOST one global-search window a frame watches
-    # where the camera carried the place the target was last seen
-    camera_motion: bool = False
-    camera_motion_min: float = 0.1
 
 
 @dataclass
@@ -156,7 +148,6 @@ class DyTracker:
         self.box: Optional[np.ndarray] = None
         self.growth = 1.0
         self.search = GlobalSearch(params, self._score_window, self._match)
-        self.motion = CameraMotion()
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]
@@ -182,8 +173,6 @@ class DyTracker:
         self.last_seen = box_center(b)         # and starts where it was last tracked
         self.search.reset()
         self.search.clear_memory()
-        self.motion.reset(frame)
-        self.carried = self.last_seen           # where the camera's motion carried the place it was last seen
         return b
 
     def track(self, frame: np.ndarray, force_stages: Optional[int] = None) -> TrackResult:
@@ -192,32 +181,13 @@ class DyTracker:
         frame = validate_frame(frame)
         t0 = time.perf_counter()
         p = self.params
-        camera = self._camera_motion(frame)
         search, center, side = self.search_region(frame)
         scores, best = [], None
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
             last = 1    # while the whole image is searched the local window only watches with the same first exit
-        carried, stale = None, False
-        if np.any(camera):
-            carried = (center[0] + camera[0], center[1] + camera[1])
         for k in range(last):
-            if k == 0 and carried is not None:
-                # where the target is if it stayed put in the image, and where the camera's motion carried it: the
-                # better-scored place is taken (the backend holds the last crop it ran: the first is run again for
-                # later exits when it wins)
-                here = self.backend.run_stage(0, search)
-                there_search = self._network_crop(frame, carried, side, p.search_size)
-                there = self.backend.run_stage(0, there_search)
-                if self._decode(there, carried, side).score > self._decode(here, center, side).score:
-                    result, search, center = there, there_search, carried
-                else:
-                    result, stale = here, True
-            else:
-                if k > 0 and stale:
-                    self.backend.run_stage(0, search)
-                    stale = False
-                result = self.backend.run_stage(k, search if k == 0 else None)
+            result = self.backend.run_stage(k, search if k == 0 else None)
             if k == 0:
                 first_result = result
             elif p.later_exits == "refine":
@@ -259,7 +229,7 @@ class DyTracker:
         if confident:
             self.recovering = None
             self.box, self.state, self.growth, self.low_frames = estimate, TRACKING, 1.0, 0
-            self.last_seen = self.carried = box_center(estimate)
+            self.last_seen = box_center(estimate)
             self.search.reset()
             if cut:
                 self.confident_size = estimate[2:].copy()
@@ -277,8 +247,7 @@ class DyTracker:
                 self.growth = min(self.growth * 1.25, p.max_search_growth)
                 box = clip_box(self.box, w, h, p.min_box_side)
             if p.redetect and self.low_frames > p.redetect_patience:
-                found = self.search.step(frame, self.confident_size, self.last_seen,
-                                         self.carried if p.camera_motion else None)
+                found = self.search.step(frame, self.confident_size, self.last_seen)
                 if found is not None:
                     self.box = self._bound_size(found.box)
                     self.state, self.growth, self.low_frames, self.recovering, redetected = TRACKING, 1.0, 0, None, True
@@ -287,21 +256,6 @@ class DyTracker:
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
                            lost_frames=self.low_frames, redetected=redetected)
-
-    def _camera_motion(self, frame: np.ndarray) -> np.ndarray:
-        """The background's motion since the last frame when it is camera_motion_min of the target's search area or
-        more (a turn, not the slow motion of a camera that follows its target), else zeros; zeros when camera_motion
-        is off. It carries the place the target was last seen while it is LOST."""
-        p = self.params
-        if not p.camera_motion:
-            return np.zeros(2)
-        camera = self.motion.update(frame)
-        size = self.box[2:] if self.state == TRACKING else self.confident_size
-        if np.hypot(*camera) < p.camera_motion_min * crop_side((0, 0, size[0], size[1]), p.search_factor,
-                                                               p.context_amount) * self.growth:
-            return np.zeros(2)
-        self.carried = (self.carried[0] + camera[0], self.carried[1] + camera[1])
-        return camera
 
     def search_region(self, frame: np.ndarray):
         """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""

@@ -81,6 +81,7 @@ def main(argv=None):
         if node.poll() is not None or time.monotonic() > deadline:
             node.kill()
             node_log.seek(0)
+            stop_spinning(spin)
             sys.exit("the node did not come up (exit status %s); its log %s ends:\n%s"
                      % (node.poll(), node_log.name, node_log.read()[-1500:]))
         time.sleep(0.05)
@@ -102,6 +103,8 @@ def main(argv=None):
     time.sleep(1.0)
     node.send_signal(2)
     node.wait(10)
+    node_log.close()
+    os.unlink(node_log.name)       # kept only when the node failed to come up (its path is in the error)
     rows = [(got[k][1], (got[k][0] - sent[k]) * 1000) for k in got if k in sent]
     inf = np.array([m.inference_ms for m, _ in rows])
     lat = np.array([m.latency_ms for m, _ in rows])
@@ -119,9 +122,16 @@ def main(argv=None):
              f"| added by node + DDS transport (end to end - bare tracker p50) | "
              f"{np.percentile(e2e, 50) - np.percentile(bare_ms, 50):.2f} (p50) |"]
     machine.write_report(args.out, lines)
-    rclpy.try_shutdown()     # ends the spin thread: joined before exit, else the process aborts as it tears down
-    spin.join(timeout=5)
+    stop_spinning(spin)
     n.destroy_node()
+
+
+def stop_spinning(spin: threading.Thread) -> None:
+    """Shuts rclpy down, which ends the spin thread, and joins it: a spin thread still running when the process
+    exits makes it abort as it tears down (seen with the torch backend)."""
+    import rclpy
+    rclpy.try_shutdown()
+    spin.join(timeout=5)
 
 
 if __name__ == "__main__":

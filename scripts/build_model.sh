@@ -6,12 +6,13 @@
 #      then its IoU heads with target-absent pairs): the previous shipped model, start of step 3,
 #   3. the shipped model: NanoTrack v2's correlation head as a frozen first exit before the transformer stages
 #      (128 / 256 px crops, config/model_configs/nano_first_exit.json), started from step 2's weights (position
-#      grids resized), first its IoU heads alone, then the transformer stages behind the first exit,
+#      grids resized), first its IoU heads alone, then the transformer stages behind the first exit, then the first
+#      exit's IoU head alone with negatives cut beside the target,
 #   4. export, exit thresholds calibrated on the calibration split, the model card.
 # Needs the real sequences in .data/realdata (README 'Real video: data': scripts/extract_realdata.py extracts the
 # ones dytrack_ros/data/real_sequences.json names).
 # On 2 CPU cores: about 25 + 45 + 25 min for the comparison runs, 60 + 5 min for step 2, 5 + 60 min for step 3,
-# 20 min after it.
+# 8 min for step 3b, 20 min after it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
@@ -41,8 +42,13 @@ rerun transformer_iou runs/iou_ft runs/main/final.pt
 # 3. NanoTrack's head as the first exit: its IoU score (and the resized transformer's) first, then the transformer
 rerun first_exit_iou runs/fe_iou runs/iou_ft/final.pt
 rerun train runs/fe_train runs/fe_iou/final.pt
-"$PY" -m dytrack_ros.backends.export --checkpoint runs/fe_train/final.pt --out "$OUT"
-cp runs/fe_train/final.pt "$OUT/model.pt"
+# 3b. the first exit's IoU head alone again, half its target-absent pairs cut beside the target in its own frame: the
+#     score must also say 'not here' on the target's surroundings (what the re-detection's confirmation relies on)
+rerun first_exit_iou_beside runs/fe_iou_beside runs/fe_train/final.pt
+"$PY" -m dytrack_ros.backends.export --checkpoint runs/fe_iou_beside/final.pt --out "$OUT"
+cp runs/fe_iou_beside/final.pt "$OUT/model.pt"
+cp runs/fe_iou_beside/log.csv "$OUT/first_exit_iou_beside_log.csv"
+cp runs/fe_iou_beside/config.json "$OUT/first_exit_iou_beside_config.json"
 cp runs/fe_train/log.csv "$OUT/train_log.csv"
 cp runs/fe_train/config.json "$OUT/train_config.json"
 cp runs/fe_iou/log.csv "$OUT/first_exit_iou_log.csv"

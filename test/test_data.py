@@ -6,6 +6,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from dytrack_ros.data import realdata
 from dytrack_ros.data.pairs import CACHE_SIZE, RealPairs, build_frame_cache
@@ -94,7 +95,25 @@ def test_real_pairs_put_the_target_where_the_label_says(otb_folder, tmp_path):
     assert all(np.array_equal(a[1].numpy(), b[1].numpy()) for a, b in zip(items[:5], again))
 
 
-def test_train_command_reads_real_sequences(otb_folder, tmp_path):
+def test_negatives_beside_the_target_leave_it_out_of_the_search_crop(otb_folder, tmp_path):
+    """--beside-target: the target-absent pairs cut from the target's own frame (its surroundings) must not hold the
+    target. On a cached region painted grey with the target pure red, the crop holds no red pixel."""
+    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=64, search_size=128, pretrained_stem=False)
+    pairs = RealPairs(cfg, read_otb(str(otb_folder)), str(tmp_path / "c.npy"), seed=3, negatives=1.0,
+                      beside_target=1.0)
+    rng = np.random.default_rng(0)
+    region = np.full((pairs.cache_size, pairs.cache_size, 3), 128, np.uint8)
+    c, w, h = pairs.cache_size / 2, 40.0, 24.0            # a target 8 sizes across its cached region, as cached
+    region[int(c - h / 2):int(c + h / 2), int(c - w / 2):int(c + w / 2)] = (0, 0, 255)
+    for _ in range(50):
+        crop = pairs._crop_beside_target(rng, region, np.array([c - w / 2, c - h / 2, w, h]))
+        assert crop.shape == (128, 128, 3)
+        assert not ((crop[..., 2] > 200) & (crop[..., 0] < 50)).any()
+    items = [item for item, _ in zip(iter(pairs), range(10))]
+    assert all(float(p) == 0.0 for *_, p in items)          # every pair a negative here, none labelled present
+
+
+def test_train_command_reads_real_sequences(otb_folder, tmp_path, tiny_first_exit_bundle):
     """`--data real:DIR` trains on a folder laid out like the inventory (here: two sequences renamed to
     training names, as the loader requires every training sequence of the split)."""
     root = tmp_path / "realdata"
@@ -109,6 +128,16 @@ def test_train_command_reads_real_sequences(otb_folder, tmp_path):
     train.main(["--out", str(tmp_path / "run"), "--data", f"real:{root}", "--model-config", str(cfg),
                 "--steps", "2", "--batch", "2", "--workers", "0", "--warmup", "1", "--negatives", "0.5"])
     assert os.path.isfile(tmp_path / "run" / "final.pt")
+    # the first exit's IoU head alone (the shipped design, small), with negatives beside the target: nothing else moves
+    from dytrack_ros.model import load_checkpoint
+    start = os.path.join(tiny_first_exit_bundle, "model.pt")
+    train.main(["--out", str(tmp_path / "iou"), "--data", f"real:{root}", "--init", start,
+                "--steps", "2", "--batch", "4", "--workers", "0", "--warmup", "1", "--negatives", "0.5",
+                "--beside-target", "0.5", "--trainable", "first_exit_iou", "--lr", "0.1"])
+    before = load_checkpoint(start)[0].state_dict()
+    after = load_checkpoint(str(tmp_path / "iou" / "final.pt"))[0].state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("nano_iou.") for k in moved), moved
     assert os.path.isfile(tmp_path / "cache" / f"train_{len(names)}seq_256px.npy")   # 128 px search at factor 4
 
 

@@ -171,8 +171,10 @@ class RealPairs(torch.utils.data.IterableDataset):
     build_frame_cache) built once in the main process and shared with workers through the page cache."""
 
     def __init__(self, cfg: ModelConfig, sequences, cache_path: str, seed: int, max_gap: int = 100,
-                 negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0):
+                 negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0,
+                 beside_target: float = 0.0):
         self.cfg, self.seed, self.max_gap, self.negatives = cfg, seed, max_gap, negatives
+        self.beside_target = beside_target
         self.convention = input_convention(cfg.to_dict())
         self.cache_path = cache_path
         self.cache_size = cache_size_for(cfg)
@@ -210,6 +212,11 @@ class RealPairs(torch.utils.data.IterableDataset):
             t_img, t_box = np.asarray(cache[na]), self._box(na)
             # template: small shift and scale jitter (the init box is never exact)
             t_box = t_box + np.r_[rng.normal(0, 0.05, 2) * t_box[2:], 0, 0]
+            if negative and rng.random() < self.beside_target:
+                template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)
+                search = self._crop_beside_target(rng, np.asarray(cache[nb]), self._box(nb))
+                yield self._item(rng, template, search, np.array([0.5, 0.5, 0.25, 0.25], np.float32), False)
+                continue
             if negative:
                 other = [s for s in self.seq_ids if s != si]
                 so = other[int(rng.integers(len(other)))]
@@ -222,11 +229,31 @@ class RealPairs(torch.utils.data.IterableDataset):
             else:
                 s_img, s_box = np.asarray(cache[nb]), self._box(nb)
             template, search, gt = make_pair(self.cfg, rng, t_img, t_box, s_img, s_box)
-            template, search = augment(rng, template), augment(rng, search)
-            if rng.random() < 0.5:   # mirror both: same task, new appearance
-                template, search = template[:, ::-1], search[:, ::-1]
-                gt = gt.copy()
-                gt[0] = 1.0 - gt[0]
-            yield (torch.from_numpy(to_network_input(template, self.convention)[0]),
-                   torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(gt),
-                   torch.tensor(0.0 if negative else 1.0))
+            yield self._item(rng, template, search, gt, not negative)
+
+    def _item(self, rng, template, search, gt, present: bool):
+        template, search = augment(rng, template), augment(rng, search)
+        if rng.random() < 0.5:   # mirror both: same task, new appearance
+            template, search = template[:, ::-1], search[:, ::-1]
+            gt = gt.copy()
+            gt[0] = 1.0 - gt[0]
+        return (torch.from_numpy(to_network_input(template, self.convention)[0]),
+                torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(np.asarray(gt)),
+                torch.tensor(1.0 if present else 0.0))
+
+    def _crop_beside_target(self, rng, image, box, tries: int = 20):
+        """A search crop of the target's own frame that leaves the target out: its surroundings (the road the truck is
+        on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached region is
+        8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
+        inside the region, on a side of the target."""
+        full = float(image.shape[0])
+        cx, cy, w, h = box[0] + box[2] / 2, box[1] + box[3] / 2, box[2], box[3]
+        size = float(np.sqrt(w * h))
+        for _ in range(tries):
+            side = size * rng.uniform(2.6, 3.4)
+            half = side / 2
+            x, y = rng.uniform(half, full - half, 2)
+            if abs(x - cx) >= half + w / 2 or abs(y - cy) >= half + h / 2:
+                return crop_and_resize(image, (x, y), side, self.cfg.search_size)
+        # a target too large for its region to hold a crop beside it: a corner crop, part of the target in it
+        return crop_and_resize(image, (half, half), side, self.cfg.search_size)

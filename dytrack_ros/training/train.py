@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of pairs whose search crop lacks the target (trains the IoU score towards 0)")
-    p.add_argument("--trainable", choices=["all", "iou_heads", "exit_heads", "transformer"], default="all",
+    p.add_argument("--beside-target", type=float, default=0.0,
+                   help="share of the target-absent pairs cut from the target's own frame beside it (real data)")
+    p.add_argument("--trainable", choices=["all", "iou_heads", "first_exit_iou", "exit_heads", "transformer"],
+                   default="all",
                    help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init); "
                         "exit_heads: the transformer exits' box and IoU heads on a frozen network (e.g. refining "
                         "exits, exit_head 'refine', started from a trained model with --init); transformer: "
@@ -119,7 +122,8 @@ def build_dataset(args, cfg, rank):
             raise SystemExit(f"no training sequences under {root} (README, 'Real video: data': scripts/extract_realdata.py extracts them)")
         cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq_{pairs.cache_size_for(cfg)}px.npy")
         return pairs.RealPairs(cfg, sequences, cache, seed=seed, negatives=args.negatives,
-                               synthetic=synthetic, synthetic_share=args.synthetic_share)
+                               synthetic=synthetic, synthetic_share=args.synthetic_share,
+                               beside_target=args.beside_target)
     from ..data import sequences as ds
     readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet,
                "otb": ds.read_otb}
@@ -207,7 +211,8 @@ def main(argv=None):
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(("stem.", "nano_head.", "nano_iou.")))
     elif args.trainable != "all":
-        heads = ("iou_heads.", "nano_iou.") if args.trainable == "iou_heads" else ("iou_heads.", "exit_heads.")
+        heads = {"iou_heads": ("iou_heads.", "nano_iou."), "first_exit_iou": ("nano_iou.",)}.get(
+            args.trainable, ("iou_heads.", "exit_heads."))
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(heads))
         model.eval()  # frozen BatchNorm elsewhere; the IoU and refining heads have none

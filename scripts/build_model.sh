@@ -42,7 +42,7 @@ rerun transformer_iou runs/iou_ft runs/main/final.pt
 # 3. NanoTrack's head as the first exit: its IoU score (and the resized transformer's) first, then the transformer
 rerun first_exit_iou runs/fe_iou runs/iou_ft/final.pt
 rerun train runs/fe_train runs/fe_iou/final.pt
-# 3b. the first exit's IoU head alone again, half its target-absent pairs cut beside the target in its own frame: the
+# 3b. the first exit's IoU head alone again, half its target-absent pairs cut beside the target in a frame of its sequence: the
 #     score must also say 'not here' on the target's surroundings (what the re-detection's confirmation relies on)
 rerun first_exit_iou_beside runs/fe_iou_beside runs/fe_train/final.pt
 "$PY" -m dytrack_ros.backends.export --checkpoint runs/fe_iou_beside/final.pt --out "$OUT"

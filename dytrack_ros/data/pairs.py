@@ -167,7 +167,8 @@ class RealPairs(torch.utils.data.IterableDataset):
     """Pairs from real annotated sequences: template and search from two frames of the same sequence (gap up
     to max_gap frames), search jittered in position and scale as a tracker's previous estimate is, photometric
     augmentation, horizontal flip of both. With probability `negatives` the search region comes from another
-    sequence (present = 0: the IoU score must learn to say 'not here'). Reads frames from a cache (see
+    sequence (present = 0: the IoU score must learn to say 'not here'), or, for a `beside_target` share of those, from
+    the search frame of the same sequence beside the target (its surroundings: a harder 'not here'). Reads frames from a cache (see
     build_frame_cache) built once in the main process and shared with workers through the page cache."""
 
     def __init__(self, cfg: ModelConfig, sequences, cache_path: str, seed: int, max_gap: int = 100,
@@ -213,8 +214,9 @@ class RealPairs(torch.utils.data.IterableDataset):
             # template: small shift and scale jitter (the init box is never exact)
             t_box = t_box + np.r_[rng.normal(0, 0.05, 2) * t_box[2:], 0, 0]
             if negative and rng.random() < self.beside_target:
-                template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)
+                template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)   # its search crop unused
                 search = self._crop_beside_target(rng, np.asarray(cache[nb]), self._box(nb))
+                # an absent pair trains only the IoU score (towards 0): its box label is a placeholder
                 yield self._item(rng, template, search, np.array([0.5, 0.5, 0.25, 0.25], np.float32), False)
                 continue
             if negative:
@@ -242,7 +244,7 @@ class RealPairs(torch.utils.data.IterableDataset):
                 torch.tensor(1.0 if present else 0.0))
 
     def _crop_beside_target(self, rng, image, box, tries: int = 20):
-        """A search crop of the target's own frame that leaves the target out: its surroundings (the road the truck is
+        """A search crop of a frame of the target's own sequence that leaves the target out: its surroundings (the road the truck is
         on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached region is
         8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
         inside the region, on a side of the target."""

@@ -54,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=float, default=0.0,
                    help="share of pairs whose search crop lacks the target (trains the IoU score towards 0)")
     p.add_argument("--beside-target", type=float, default=0.0,
-                   help="share of the target-absent pairs cut from the target's own frame beside it (real data)")
+                   help="share of the target-absent pairs cut beside the target in a frame of its own sequence "
+                        "(real data); the rest come from other sequences")
     p.add_argument("--trainable", choices=["all", "iou_heads", "first_exit_iou", "exit_heads", "transformer"],
                    default="all",
                    help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init); "
+                        "first_exit_iou: only the first exit's (the correlation exit's) IoU head; "
                         "exit_heads: the transformer exits' box and IoU heads on a frozen network (e.g. refining "
                         "exits, exit_head 'refine', started from a trained model with --init); transformer: "
                         "everything after the first exit (its head and IoU score stay as they are)")

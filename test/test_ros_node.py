@@ -376,6 +376,9 @@ def test_signals_under_load_exit_cleanly(tmp_path, tiny_bundle, heldout_sequence
                 g.image_pub.publish(g.image_msg(frames[0], t))   # has; a CI run lost it and the box was refused)
                 assert time.monotonic() < end, node.output()
             g.send_init(boxes[0], stamp_ns=t)
+            # the flood starts once the box is taken: at 300 Hz a box that arrives late finds its frame already pushed
+            # out of the 30-frame buffer and is refused (an ERROR line; a CI run saw it)
+            assert node.wait_for_output("initialised on frame", 10), node.output()
             msgs = [g.image_msg(f, 0) for f in frames[:10]]
             end, i = time.monotonic() + 1.5, 0
             while time.monotonic() < end:                    # about 300 Hz

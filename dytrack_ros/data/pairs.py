@@ -214,7 +214,9 @@ class RealPairs(torch.utils.data.IterableDataset):
             # template: small shift and scale jitter (the init box is never exact)
             t_box = t_box + np.r_[rng.normal(0, 0.05, 2) * t_box[2:], 0, 0]
             if negative and rng.random() < self.beside_target:
-                template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)   # its search crop unused
+                # the template cut as for every pair; its search crop is unused, but drawing it keeps the random
+                # stream of the run that trained the shipped head (scripts/build_model.sh reproduces it)
+                template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)
                 search = self._crop_beside_target(rng, np.asarray(cache[nb]), self._box(nb))
                 # an absent pair trains only the IoU score (towards 0): its box label is a placeholder
                 yield self._item(rng, template, search, np.array([0.5, 0.5, 0.25, 0.25], np.float32), False)

@@ -56,6 +56,27 @@ def test_returns_are_scored_as_found_late_wrong_or_missed():
     assert total["returns"] == 2 and total["reacquired"] == 0.5 and total["median_frames"] == 0
 
 
+def test_a_false_re_acquisition_counts_whichever_path_left_lost():
+    seq = walker()
+    t = turned_away(seq, start=30, pan=5, hold=20, view=0.5)
+    vis = t.visible_mask()
+    gone = int(np.flatnonzero(~vis)[0])
+    back = int(np.flatnonzero(vis[1:] & ~vis[:-1])[0]) + 1
+    boxes = np.where(vis[:, None], t.boxes, 0.0)
+    states = np.full(len(t), TRACKING)
+    states[gone:gone + 4] = LOST                  # lost when it left, then the local window takes something else
+    local = {"boxes": boxes, "states": states, "ms": np.ones(len(t)), "redetected": np.zeros(len(t), bool)}
+    s = score_returns(local, t)
+    taken_while_away = back - (gone + 4)
+    assert s["reacquisitions"] == 1 and s["false_reacquisitions"] == 1 and s["wrong_after_jump"] == 0
+    assert s["wrong_after_false"] == s["wrong"] == taken_while_away
+    right = dict(local, states=np.where(vis, TRACKING, LOST))  # lost while away, re-acquired on the target
+    s = score_returns(right, t)
+    assert s["reacquisitions"] == 1 and s["false_reacquisitions"] == 0 and s["wrong_after_false"] == 0
+    total = summarize([score_returns(local, t), s])
+    assert total["false_reacquisitions"] == 1 and total["wrong_after_false_share"] == taken_while_away / total["frames"]
+
+
 def test_the_summary_for_results_and_card_keeps_both_suites_tables_under_their_titles(tmp_path):
     from dytrack_ros.evaluation.redetection import summary_section
     report = tmp_path / "REDETECTION.md"

@@ -8,8 +8,11 @@ every sequence of a split replayed through a virtual camera that turns away from
 the train split's (the network saw their frames; the re-detection settings were chosen there, no weight learns from
 returns). The tracker (the model's policy and settings) runs with re-detection off and on, side by side on the same
 frames. Per variant: returns re-acquired within 30 frames (TRACKING with IoU >= 0.3), frames to re-acquire
-(median), frames reported TRACKING on something that is not the target (IoU < 0.1 or target absent) overall and after
-a global re-detection, success AUC, and time per TRACKING and per LOST frame.
+(median), re-acquisitions (LOST -> TRACKING, by the global search or by the local window's confirmation) and how many
+of them took something that is not the target (IoU < 0.1 or target absent on that frame: a false re-acquisition),
+frames reported TRACKING on something that is not the target overall, after a false re-acquisition (until the next
+LOST frame: the issue's false re-acquisitions, either path) and after a global re-detection, success AUC, and time per
+TRACKING and per LOST frame.
 """
 from __future__ import annotations
 
@@ -61,10 +64,14 @@ def score_returns(result: dict, seq) -> dict:
     wrong = tracking & (~vis | (ious < 0.1))
     wrong[0] = False
     after_jump = np.zeros(len(seq), bool)      # from a global re-detection until the next LOST frame
-    on = False
+    after_false = np.zeros(len(seq), bool)     # from a re-acquisition of something else (either path) until then
+    reacquired = np.zeros(len(seq), bool)
+    reacquired[1:] = tracking[1:] & ~tracking[:-1]
+    jump = on_false = False
     for i in range(len(seq)):
-        on = (on or result["redetected"][i]) and tracking[i]
-        after_jump[i] = on
+        jump = (jump or result["redetected"][i]) and tracking[i]
+        on_false = (on_false or (reacquired[i] and wrong[i])) and tracking[i]
+        after_jump[i], after_false[i] = jump, on_false
     returns = np.flatnonzero(vis[1:] & ~vis[:-1]) + 1
     delays = []
     for r in returns:
@@ -73,6 +80,8 @@ def score_returns(result: dict, seq) -> dict:
     lost = result["states"] == LOST
     return {"returns": len(returns), "delays": delays, "frames": len(seq) - 1, "wrong": int(wrong.sum()),
             "wrong_after_jump": int((wrong & after_jump).sum()), "jumps": int(result["redetected"].sum()),
+            "reacquisitions": int(reacquired.sum()), "false_reacquisitions": int((reacquired & wrong).sum()),
+            "wrong_after_false": int((wrong & after_false).sum()),
             "auc": score_sequence(result["boxes"], seq.boxes, seq.visible).auc,
             "ms_tracking": result["ms"][1:][tracking[1:]].tolist(), "ms_lost": result["ms"][1:][lost[1:]].tolist()}
 
@@ -87,6 +96,9 @@ def summarize(rows: List[dict]) -> dict:
             "median_frames": float(np.median(found)) if found else None, "frames": frames,
             "wrong_share": sum(r["wrong"] for r in rows) / max(frames, 1),
             "wrong_after_jump_share": sum(r["wrong_after_jump"] for r in rows) / max(frames, 1),
+            "wrong_after_false_share": sum(r["wrong_after_false"] for r in rows) / max(frames, 1),
+            "reacquisitions": sum(r["reacquisitions"] for r in rows),
+            "false_reacquisitions": sum(r["false_reacquisitions"] for r in rows),
             "jumps": sum(r["jumps"] for r in rows), "auc": float(np.mean([r["auc"] for r in rows])),
             "ms_tracking": float(np.mean(ms_t)) if ms_t else None, "ms_lost": float(np.mean(ms_l)) if ms_l else None}
 
@@ -108,13 +120,15 @@ def compare(tracker, suite, variants: Dict[str, dict]) -> Dict[str, dict]:
 
 
 def table(results: Dict[str, dict]) -> List[str]:
-    lines = ["| variant | returns | re-acquired <= 30 frames | median frames | TRACKING on a wrong target (all / after "
-             "a re-detection) | global re-detections | AUC | ms per TRACKING / LOST frame |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | returns | re-acquired <= 30 frames | median frames | re-acquisitions (false) | TRACKING on a "
+             "wrong target: all / after a false re-acquisition / after a global re-detection | global re-detections | "
+             "AUC | ms per TRACKING / LOST frame |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         med = "-" if r["median_frames"] is None else f"{r['median_frames']:.0f}"
         ms = lambda v: "-" if v is None else f"{v:.2f}"
         lines.append(f"| {name} | {r['returns']} | {100 * r['reacquired']:.0f}% | {med} | "
-                     f"{100 * r['wrong_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | {r['jumps']} | "
+                     f"{r['reacquisitions']} ({r['false_reacquisitions']}) | {100 * r['wrong_share']:.1f}% / "
+                     f"{100 * r['wrong_after_false_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | {r['jumps']} | "
                      f"{100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
     return lines
 

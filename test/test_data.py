@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from dytrack_ros.data import realdata
-from dytrack_ros.data.pairs import CACHE_SIZE, RealPairs, build_frame_cache, overlaps_target, window_beside
+from dytrack_ros.data.pairs import CACHE_SIZE, RealPairs, build_frame_cache
 from dytrack_ros.data.sequences import generated_suite, read_otb
 from dytrack_ros.model import ModelConfig
-from dytrack_ros.tracking.crops import crop_side
 
 
 def test_inventory_names_every_sequence_with_its_source_and_keeps_cuts_of_one_video_together():
@@ -112,56 +111,6 @@ def test_negatives_beside_the_target_leave_it_out_of_the_search_crop(otb_folder,
         assert not ((crop[..., 2] > 200) & (crop[..., 0] < 50)).any()
     items = [item for item, _ in zip(iter(pairs), range(10))]
     assert all(float(p) == 0.0 for *_, p in items)          # every pair a negative here, none labelled present
-
-
-def test_negatives_at_a_mined_window_hold_what_it_held_and_leave_the_target_out(otb_folder, tmp_path):
-    """--lookalikes: an absent pair cut at a mined window beside the target (one holding a blue look-alike) holds
-    the look-alike and never the target (red)."""
-    cfg = ModelConfig(stem="nanotrack_v2", stem_channels=48, template_size=64, search_size=128, pretrained_stem=False)
-    pairs = RealPairs(cfg, read_otb(str(otb_folder)), str(tmp_path / "c.npy"), seed=3, negatives=1.0,
-                      beside_target=1.0, lookalikes={"0": [40.0, 220.0, 130.0, 0.7]}, lookalike_share=1.0)
-    assert pairs.lookalikes == {0: [40.0, 220.0, 130.0]} and pairs.lookalike_share == 1.0
-    rng = np.random.default_rng(0)
-    region = np.full((pairs.cache_size, pairs.cache_size, 3), 128, np.uint8)
-    c, w, h = pairs.cache_size / 2, 40.0, 24.0
-    box = np.array([c - w / 2, c - h / 2, w, h])
-    region[int(c - h / 2):int(c + h / 2), int(c - w / 2):int(c + w / 2)] = (0, 0, 255)
-    region[220 - 12:220 + 12, 40 - 20:40 + 20] = (255, 0, 0)
-    assert not overlaps_target(box, 40.0, 220.0, 130.0) and overlaps_target(box, c + 30, c, 130.0)
-    for _ in range(50):
-        crop = pairs._crop_around(rng, region, box, (40.0, 220.0, 130.0))
-        assert not ((crop[..., 2] > 200) & (crop[..., 0] < 50)).any()
-        assert ((crop[..., 0] > 200) & (crop[..., 2] < 50)).any()
-        x, y, side = window_beside(rng, float(pairs.cache_size), box)
-        assert not overlaps_target(box, x, y, side) and side / min(w, h) > 2
-    assert RealPairs(cfg, read_otb(str(otb_folder)), str(tmp_path / "c.npy"), seed=3,
-                     lookalike_share=1.0).lookalike_share == 0.0     # nothing mined: the share has no effect
-
-
-def test_the_miner_keeps_the_window_beside_the_target_the_first_exit_scores_highest(tiny_first_exit_bundle):
-    """training/lookalikes.mine on a real (tiny) first-exit graph: one window per frame, beside the target, with the
-    backend's own score for that crop."""
-    from dytrack_ros.backends import create_backend
-    from dytrack_ros.contract import to_network_input
-    from dytrack_ros.tracking.crops import crop_and_resize
-    from dytrack_ros.training.lookalikes import mine
-    b = create_backend("onnxruntime", tiny_first_exit_bundle, threads=1)
-    m = json.load(open(os.path.join(tiny_first_exit_bundle, "manifest.json")))
-    size = 4 * m["search_size"] // 2
-    rng = np.random.default_rng(1)
-    cache = rng.integers(0, 255, (3, size, size, 3), dtype=np.uint8)
-    index = [(0, i, size / 8, size / 8) for i in range(3)]
-    found = mine(b, cache, index, size, m["template_size"], m["search_size"], stride=1, tries=3, min_score=-1.0)
-    assert sorted(found) == [0, 1, 2]
-    for n, (x, y, side, score) in found.items():
-        box = np.array([size / 2 - size / 16, size / 2 - size / 16, size / 8, size / 8])
-        assert not overlaps_target(box, x, y, side)
-        crop = crop_and_resize(np.asarray(cache[n]), (x, y), side, m["search_size"])
-        b.set_template(to_network_input(crop_and_resize(np.asarray(cache[n]), (size / 2, size / 2),
-                                                        crop_side(box, m["template_factor"], 0.5), m["template_size"]),
-                                        b.input_convention))
-        assert abs(b.run_stage(0, to_network_input(crop, b.input_convention)).score - score) < 2e-3
-    assert mine(b, cache, index, size, m["template_size"], m["search_size"], stride=2, min_score=2.0) == {}
 
 
 def test_train_command_reads_real_sequences(otb_folder, tmp_path, tiny_first_exit_bundle):

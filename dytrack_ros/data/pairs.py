@@ -173,13 +173,9 @@ class RealPairs(torch.utils.data.IterableDataset):
 
     def __init__(self, cfg: ModelConfig, sequences, cache_path: str, seed: int, max_gap: int = 100,
                  negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0,
-                 beside_target: float = 0.0, lookalikes: Optional[dict] = None, lookalike_share: float = 0.0):
+                 beside_target: float = 0.0):
         self.cfg, self.seed, self.max_gap, self.negatives = cfg, seed, max_gap, negatives
         self.beside_target = beside_target
-        # cache index -> (x, y, side) of a window beside the target that the model scored high (training/lookalikes.py);
-        # for a lookalike_share of the beside-target pairs whose search frame has one, the crop is cut there
-        self.lookalikes = {int(k): v[:3] for k, v in (lookalikes or {}).items()}
-        self.lookalike_share = lookalike_share if self.lookalikes else 0.0
         self.convention = input_convention(cfg.to_dict())
         self.cache_path = cache_path
         self.cache_size = cache_size_for(cfg)
@@ -221,10 +217,7 @@ class RealPairs(torch.utils.data.IterableDataset):
                 # the template cut as for every pair; its search crop is unused, but drawing it keeps the random
                 # stream of the run that trained the shipped head (scripts/build_model.sh reproduces it)
                 template, _, _ = make_pair(self.cfg, rng, t_img, t_box, t_img, t_box)
-                if self.lookalike_share and nb in self.lookalikes and rng.random() < self.lookalike_share:
-                    search = self._crop_around(rng, np.asarray(cache[nb]), self._box(nb), self.lookalikes[nb])
-                else:
-                    search = self._crop_beside_target(rng, np.asarray(cache[nb]), self._box(nb))
+                search = self._crop_beside_target(rng, np.asarray(cache[nb]), self._box(nb))
                 # an absent pair trains only the IoU score (towards 0): its box label is a placeholder
                 yield self._item(rng, template, search, np.array([0.5, 0.5, 0.25, 0.25], np.float32), False)
                 continue
@@ -252,40 +245,19 @@ class RealPairs(torch.utils.data.IterableDataset):
                 torch.from_numpy(to_network_input(search, self.convention)[0]), torch.from_numpy(np.asarray(gt)),
                 torch.tensor(1.0 if present else 0.0))
 
-    def _crop_around(self, rng, image, box, window, tries: int = 20):
-        """A search crop at a mined look-alike's `window` (x, y, side: a crop beside the target the model scored
-        high), jittered by up to an eighth of its side in place and 5% in size; beside the target at random when the
-        jitter cannot leave the target out."""
-        x0, y0, side0 = window[:3]
-        for _ in range(tries):
-            side = side0 * rng.uniform(0.95, 1.05)
-            x, y = np.asarray([x0, y0], float) + rng.uniform(-side / 8, side / 8, 2)
-            if not overlaps_target(box, x, y, side):
-                return crop_and_resize(image, (x, y), side, self.cfg.search_size)
-        return self._crop_beside_target(rng, image, box)
-
     def _crop_beside_target(self, rng, image, box, tries: int = 20):
-        """A search crop of a frame of the target's own sequence that leaves the target out (window_beside)."""
-        x, y, side = window_beside(rng, float(image.shape[0]), box, tries)
-        return crop_and_resize(image, (x, y), side, self.cfg.search_size)
-
-
-def overlaps_target(box, x: float, y: float, side: float) -> bool:
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    return abs(x - cx) < side / 2 + box[2] / 2 and abs(y - cy) < side / 2 + box[3] / 2
-
-
-def window_beside(rng, full: float, box, tries: int = 20) -> tuple:
-    """(x, y, side) of a square window in a cached region `full` pixels wide that leaves the target `box` out: its
-    surroundings (the road the truck is on, the runner beside the runner) are a harder 'not here' than another
-    sequence's frame. The cached region is 8 target sizes wide, so the window is 2.6-3.4 sizes wide (a search crop's
-    scale, within its jitter) and lies inside the region, on a side of the target."""
-    size = float(np.sqrt(box[2] * box[3]))
-    for _ in range(tries):
-        side = size * rng.uniform(2.6, 3.4)
-        half = side / 2
-        x, y = rng.uniform(half, full - half, 2)
-        if not overlaps_target(box, x, y, side):
-            return x, y, side
-    # a target too large for its region to hold a crop beside it: a corner crop, part of the target in it
-    return half, half, side
+        """A search crop of a frame of the target's own sequence that leaves the target out: its surroundings (the road the truck is
+        on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached region is
+        8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
+        inside the region, on a side of the target."""
+        full = float(image.shape[0])
+        cx, cy, w, h = box[0] + box[2] / 2, box[1] + box[3] / 2, box[2], box[3]
+        size = float(np.sqrt(w * h))
+        for _ in range(tries):
+            side = size * rng.uniform(2.6, 3.4)
+            half = side / 2
+            x, y = rng.uniform(half, full - half, 2)
+            if abs(x - cx) >= half + w / 2 or abs(y - cy) >= half + h / 2:
+                return crop_and_resize(image, (x, y), side, self.cfg.search_size)
+        # a target too large for its region to hold a crop beside it: a corner crop, part of the target in it
+        return crop_and_resize(image, (half, half), side, self.cfg.search_size)

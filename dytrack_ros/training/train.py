@@ -56,10 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beside-target", type=float, default=0.0,
                    help="share of the target-absent pairs cut beside the target in a frame of its own sequence "
                         "(real data); the rest come from other sequences")
-    p.add_argument("--lookalikes", default=None,
-                   help="look-alikes mined from the train split's cached frames (python -m dytrack_ros.training.lookalikes)")
-    p.add_argument("--lookalike-share", type=float, default=0.0,
-                   help="share of the beside-target pairs cut around a mined look-alike, where the frame has one")
     p.add_argument("--trainable", choices=["all", "iou_heads", "first_exit_iou", "exit_heads", "transformer"],
                    default="all",
                    help="iou_heads: fine-tune only the exits' IoU heads (e.g. with --negatives, from --init); "
@@ -129,8 +125,7 @@ def build_dataset(args, cfg, rank):
         cache = os.path.join(root, "..", "cache", f"train_{len(sequences)}seq_{pairs.cache_size_for(cfg)}px.npy")
         return pairs.RealPairs(cfg, sequences, cache, seed=seed, negatives=args.negatives,
                                synthetic=synthetic, synthetic_share=args.synthetic_share,
-                               beside_target=args.beside_target, lookalike_share=args.lookalike_share,
-                               lookalikes=json.load(open(args.lookalikes))["lookalikes"] if args.lookalikes else None)
+                               beside_target=args.beside_target)
     from ..data import sequences as ds
     readers = {"got10k": ds.read_got10k, "lasot": ds.read_lasot, "trackingnet": ds.read_trackingnet,
                "otb": ds.read_otb}

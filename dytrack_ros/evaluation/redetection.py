@@ -56,6 +56,15 @@ def run(tracker, seq) -> dict:
             "ms": np.concatenate([[0.0], r.times_ms]), "redetected": np.concatenate([[False], r.redetected])}
 
 
+def _until_lost(starts: np.ndarray, tracking: np.ndarray) -> np.ndarray:
+    """True from each frame where `starts` is set until the next frame that is not TRACKING."""
+    out, on = np.zeros(len(tracking), bool), False
+    for i in range(len(tracking)):
+        on = bool((on or starts[i]) and tracking[i])
+        out[i] = on
+    return out
+
+
 def score_returns(result: dict, seq) -> dict:
     vis = seq.visible_mask()
     ious = np.zeros(len(seq))
@@ -63,15 +72,10 @@ def score_returns(result: dict, seq) -> dict:
     tracking = result["states"] == TRACKING
     wrong = tracking & (~vis | (ious < 0.1))
     wrong[0] = False
-    after_jump = np.zeros(len(seq), bool)      # from a global re-detection until the next LOST frame
-    after_false = np.zeros(len(seq), bool)     # from a re-acquisition of something else (either path) until then
     reacquired = np.zeros(len(seq), bool)
     reacquired[1:] = tracking[1:] & ~tracking[:-1]
-    jump = on_false = False
-    for i in range(len(seq)):
-        jump = (jump or result["redetected"][i]) and tracking[i]
-        on_false = (on_false or (reacquired[i] and wrong[i])) and tracking[i]
-        after_jump[i], after_false[i] = jump, on_false
+    after_jump = _until_lost(result["redetected"], tracking)       # from a global re-detection
+    after_false = _until_lost(reacquired & wrong, tracking)         # from a re-acquisition of something else
     returns = np.flatnonzero(vis[1:] & ~vis[:-1]) + 1
     delays = []
     for r in returns:

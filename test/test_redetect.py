@@ -357,3 +357,29 @@ def test_the_look_alike_memory_keeps_at_most_its_size_and_nothing_at_zero():
             search.add_lookalike(np.full((2, 2), k))
         assert len(search.lookalikes) == kept
         assert kept == 0 or [int(t[0, 0]) for t in search.lookalikes] == [3, 4]    # the newest stay
+
+
+def test_a_candidate_the_memory_refused_is_remembered_and_refused_when_it_looks_nearer():
+    """The target (drifted to purple while tracked) leaves; an object of another shade stays in the local window and
+    the memory refuses it. Then the light changes and it looks nearer the target: the memory alone would take it now.
+    Remembered from its refusal, it is refused again; the target itself is still found when it returns."""
+    def play(t):
+        t.initialize(scene([(60, 60, 20, RED)]), (60, 60, 20, 20))
+        for i in range(1, 21):
+            t.track(scene([(60, 60, 20, (min(40 + 3 * i, 70), 40, 200))]))
+        t.track(scene([]))
+        first = [t.track(scene([(62, 60, 20, (20, 40, 200))])) for _ in range(25)]
+        relit = [t.track(scene([(62, 60, 20, (36, 40, 200))])) for _ in range(30)]
+        back = [t.track(scene([(300, 180, 20, (70, 40, 200))])) for _ in range(40)]
+        return first, relit, back
+
+    t = tracker(memory_size=4, memory_score=0.5, remember_refused=0)
+    first, relit, _ = play(t)
+    assert all(r.state == LOST for r in first) and t.search.stats.refused_by_memory >= 1
+    assert any(r.state == TRACKING and r.box[0] < 100 for r in relit), "without it the relit object is taken"
+    t = tracker(memory_size=4, memory_score=0.5)
+    first, relit, back = play(t)
+    assert all(r.state == LOST for r in first + relit)
+    assert t.search.stats.refused_by_memory >= 1 and t.search.stats.refused_as_seen_before >= 1
+    found = [r for r in back if r.state == TRACKING]
+    assert found and all(abs(r.box[0] - 300) < 8 and abs(r.box[1] - 180) < 8 for r in found)

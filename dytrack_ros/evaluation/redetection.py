@@ -175,7 +175,8 @@ def main(argv=None):
               for title, split in suites.items()}
     variants = {"re-detection off": {"redetect": False}, "re-detection on (defaults)": {"redetect": True},
                 "on, without the appearance memory": {"redetect": True, "memory_size": 0},
-                "on, without the look-alike memory": {"redetect": True, "lookalike_memory": 0}}
+                "on, without the look-alike memory": {"redetect": True, "lookalike_memory": 0},
+                "on, without the refused memory": {"redetect": True, "remember_refused": 0}}
     for t in args.threshold:
         variants[f"on, confirm_threshold {t:g}"] = {"redetect": True, "confirm_threshold": t}
     for n in args.windows:
@@ -192,7 +193,8 @@ def main(argv=None):
                for title, suite in suites.items()],
              f"- defaults: patience {d.redetect_patience} LOST frames, {d.redetect_windows} windows per LOST frame, "
              f"{d.confirm_frames} confirmations at >= {d.confirm_threshold}, memory {d.memory_size} templates "
-             f"(median verdict), look-alike memory {d.lookalike_memory} templates, target sizes x "
+             f"(median verdict), look-alike memory {d.lookalike_memory} templates, refused memory {d.remember_refused} "
+             f"templates (margin {d.refused_margin:g}), target sizes x "
              f"{', '.join(f'{s:g}' for s in d.redetect_scales)}, verify_threshold {d.verify_threshold:g}"]
     for title, suite in suites.items():
         lines += ["", f"### {title}", "", *table(compare(tracker, suite, variants))]

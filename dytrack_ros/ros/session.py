@@ -312,5 +312,6 @@ class TrackingSession:
         return {"redetect": str(self.tracker.params.redetect).lower(), "redetect_windows_run": str(st.windows),
                 "redetect_candidates": str(st.candidates), "redetect_refused_by_memory": str(st.refused_by_memory),
                 "redetect_refused_as_lookalike": str(st.refused_as_lookalike),
+                "redetect_refused_as_seen_before": str(st.refused_as_seen_before),
                 "reacquisitions": str(st.reacquired), "drifts_caught_by_memory": str(st.drifts),
                 "redetect_frames_covered_per_second": f"{per_second:.2f}"}

@@ -28,6 +28,14 @@ memory that confirms what it finds.
   compares the newest memory template with the next look-alike the same way, without a margin (drift onto a
   remembered look-alike). The target's memory alone cannot tell these apart: a look-alike of the same kind scores as
   high against it as the target does (Bolt~turn: 0.86-0.89).
+- Refused memory: a candidate the memory refused (confirm_frames hits on the first template, not the target's recent
+  look) is cut too, up to `remember_refused` templates: it is most often the car or runner beside the target, and a
+  later look at it that the memory would pass (S1001~turn: the car next to the target, refused for 60 LOST frames,
+  then taken) must not win it. A candidate is compared with one refused template per confirmation frame (round-robin)
+  and refused when they match it better than the target's memory by more than refused_margin (median). The margin is
+  wider than the look-alikes' because a refusal is sometimes the target itself, back under a new light
+  (wakeboard3~turn: memory 0.57; the refused template then leads it by 0.05-0.10, the car beside S1001's by 0.2-0.3);
+  and these templates never judge a tracked box.
 TRACKING frames pay one first-exit run per memory_interval frames (the check; two with look-alikes), nothing else.
 """
 from __future__ import annotations
@@ -48,6 +56,7 @@ class Candidate:
     misses: int = 0        # consecutive frames it was found again, but under the threshold (one is forgiven)
     memory_scores: List[float] = field(default_factory=list)
     lookalike_margins: List[float] = field(default_factory=list)   # memory's score at the box minus a look-alike's
+    refused_margins: List[float] = field(default_factory=list)     # the same against a refused candidate's template
 
     def extend(self, box: np.ndarray, score: float, threshold: float) -> bool:
         """Found again on a new frame: a hit at >= threshold, else a miss (a partly hidden target dips for a frame;
@@ -68,6 +77,11 @@ class Candidate:
         """The look-alike templates match the box better than the target's memory by more than `margin` (median)."""
         return bool(self.lookalike_margins) and float(np.median(self.lookalike_margins)) < -margin
 
+    def resembles_a_refused_one(self, margin: float, least: int) -> bool:
+        """The templates of refused candidates match the box better than the target's memory by more than `margin`
+        (median of at least `least` comparisons: one made right after a refusal is one look, not a verdict)."""
+        return len(self.refused_margins) >= least and float(np.median(self.refused_margins)) < -margin
+
 
 @dataclass
 class SearchStats:
@@ -76,6 +90,7 @@ class SearchStats:
     candidates: int = 0           # candidates that started a confirmation
     refused_by_memory: int = 0
     refused_as_lookalike: int = 0  # candidates a look-alike template matched better than the target's memory
+    refused_as_seen_before: int = 0  # candidates a refused candidate's template matched better than the memory
     reacquired: int = 0
     drifts: int = 0               # confident frames the memory did not recognise (reported LOST)
     area_searched: float = 0.0    # image area covered by global windows, in frames (1.0 = one whole frame)
@@ -99,12 +114,14 @@ class GlobalSearch:
     """State of one lost spell's global search. `score_window(frame, centre, size)` runs the first exit on a window
     centred at `centre` sized for a target of `size` (w, h) and returns (box, score) of its best candidate (no motion
     prior); `match(template, frame, box)` scores a box against another template: (predicted IoU of the best box in a
-    window centred on it, predicted IoU at the box itself)."""
+    window centred on it, predicted IoU at the box itself); `cut(frame, box)` cuts a template there (None: refused
+    candidates are not remembered)."""
 
-    def __init__(self, params, score_window: Callable, match: Callable):
-        self.p, self.score_window, self.match = params, score_window, match
+    def __init__(self, params, score_window: Callable, match: Callable, cut: Optional[Callable] = None):
+        self.p, self.score_window, self.match, self.cut = params, score_window, match, cut
         self.memory: List[np.ndarray] = []
         self.lookalikes: List[np.ndarray] = []
+        self.refused: List[np.ndarray] = []
         self.lookalike_turn = 0
         self.stats = SearchStats()
         self.since_memory = 0
@@ -115,7 +132,7 @@ class GlobalSearch:
         self.turn, self.cursors, self.grids, self.pending = 0, {}, {}, None
 
     def clear_memory(self) -> None:
-        self.memory, self.lookalikes, self.since_memory, self.lookalike_turn = [], [], 0, 0
+        self.memory, self.lookalikes, self.refused, self.since_memory, self.lookalike_turn = [], [], [], 0, 0
 
     def add_lookalike(self, template: np.ndarray) -> None:
         keep = max(int(self.p.lookalike_memory), 0)      # [-0:] would keep them all
@@ -145,7 +162,8 @@ class GlobalSearch:
         budget = max(int(self.p.redetect_windows), 1)
         if self.pending is not None:
             confirmed = self._confirm(frame)
-            budget -= 1 + (1 if self.memory else 0) + (1 if self.memory and self.lookalikes else 0)
+            budget -= 1 + (1 if self.memory else 0) + (1 if self.memory and self.lookalikes else 0) + (
+                1 if self.memory and self.refused else 0)
             if confirmed is not None:
                 return confirmed
         scales = tuple(self.p.redetect_scales) or (1.0,)
@@ -204,9 +222,15 @@ class GlobalSearch:
             return False
         if not c.memory_agrees(self.p.confirm_threshold):
             self.stats.refused_by_memory += 1
+            keep = max(int(self.p.remember_refused), 0)
+            if keep and self.cut is not None:
+                self.refused = (self.refused + [self.cut(frame, c.box)])[-keep:]
             return None
         if c.resembles_a_lookalike(self.p.lookalike_margin):
             self.stats.refused_as_lookalike += 1
+            return None
+        if c.resembles_a_refused_one(self.p.refused_margin, least=self.p.confirm_frames // 2 + 1):
+            self.stats.refused_as_seen_before += 1
             return None
         return True
 
@@ -220,6 +244,10 @@ class GlobalSearch:
             other = self.next_lookalike()
             if other is not None:
                 c.lookalike_margins.append(here - self.match(other, frame, c.box)[1])
+                self.stats.windows += 1
+            if self.refused:
+                other = self.refused[len(c.refused_margins) % len(self.refused)]
+                c.refused_margins.append(here - self.match(other, frame, c.box)[1])
                 self.stats.windows += 1
 
     def confirm_local(self, c: Optional[Candidate], box: np.ndarray, score: float, frame: np.ndarray):

@@ -94,6 +94,11 @@ class TrackerParams:
     # a candidate is refused when the look-alikes win by more than this (median of the predicted-IoU differences): a
     # tie within the scores' noise is not evidence against the target (Basketball's first exit 45.5 -> 50.7 AUC)
     lookalike_margin: float = 0.05
+    # refused memory (tracking/redetect.py): up to remember_refused templates of candidates the memory refused (most
+    # often the object beside the target); a later candidate they match better than the memory by more than
+    # refused_margin is refused (S1001~turn: the car beside the target, refused for 60 frames, then taken); 0: off
+    remember_refused: int = 4
+    refused_margin: float = 0.15
 
 
 @dataclass
@@ -147,7 +152,7 @@ class DyTracker:
         self.state = IDLE
         self.box: Optional[np.ndarray] = None
         self.growth = 1.0
-        self.search = GlobalSearch(params, self._score_window, self._match)
+        self.search = GlobalSearch(params, self._score_window, self._match, self._template_at)
 
     def set_thresholds(self, thresholds: Sequence[float]) -> None:
         t = [float(x) for x in thresholds]

@@ -48,6 +48,7 @@ class NodeParams:
     redetect_windows: int = TrackerParams.redetect_windows      # first-exit windows per LOST frame (the budget)
     confirm_frames: int = TrackerParams.confirm_frames          # confirmations before the tracker jumps to a find
     lookalike_memory: int = TrackerParams.lookalike_memory      # templates of other objects like the target (0: off)
+    remember_refused: int = TrackerParams.remember_refused      # templates of candidates the memory refused (0: off)
     state_dir: str = ""                        # where the last reset is remembered; "" = $ROS_HOME/dytrack_ros
     autostart: bool = True                     # configure + activate at start (false: wait for a lifecycle manager)
 
@@ -92,6 +93,9 @@ DESCRIPTIONS = {
     "lookalike_memory": ("templates of look-alikes (the strongest other object near the target, cut while tracking): a "
                          "candidate or tracked box one matches better than the target's own memory is refused; 0: off",
                          (0, 32)),
+    "remember_refused": ("templates of candidates the appearance memory refused (most often the object beside the "
+                         "target): a later candidate one matches better than the target's memory by more than 0.15 "
+                         "is refused; 0: off", (0, 32)),
     "state_dir": ("where the last reset is remembered across restarts; empty: $ROS_HOME/dytrack_ros", None),
 }
 
@@ -231,4 +235,5 @@ def apply_changes(changes, p: NodeParams, tracker) -> Optional[str]:
 
 
 # node parameters that are the tracker's own settings (copied onto TrackerParams at configure)
-TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames", "lookalike_memory")
+TRACKER_SETTINGS = ("redetect", "redetect_patience", "redetect_windows", "confirm_frames", "lookalike_memory",
+                    "remember_refused")

@@ -8,7 +8,7 @@ from conftest import SHIPPED_MODEL, ros_env
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_reliability_check_passes_every_case(tmp_path, monkeypatch):
-    from dytrack_ros.ros import qa
+    from dytrack_ros.tools import qa
     for k, v in ros_env().items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "RELIABILITY.md"

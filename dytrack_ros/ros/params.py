@@ -86,8 +86,8 @@ DESCRIPTIONS = {
     "redetect": ("after a lost spell, search the whole frame with the first exit and take the target back once "
                  "confirmed (tracking/redetect.py)", None),
     "redetect_patience": ("LOST frames before the whole-frame search starts", (0, 10000)),
-    "redetect_windows": ("first-exit search windows per LOST frame: a LOST frame costs at most this many first-exit "
-                         "runs beyond a tracking frame", (1, 64)),
+    "redetect_windows": ("first-exit search windows per LOST frame (the whole-frame search's budget, confirming a "
+                         "candidate included, 4 at the least)", (1, 64)),
     "confirm_frames": ("consecutive frames a candidate must be found again (and match the appearance memory) before "
                        "the tracker takes it", (1, 100)),
     "lookalike_memory": ("templates of look-alikes (the strongest other object near the target, cut while tracking): a "

@@ -168,8 +168,8 @@ class RealPairs(torch.utils.data.IterableDataset):
     to max_gap frames), search jittered in position and scale as a tracker's previous estimate is, photometric
     augmentation, horizontal flip of both. With probability `negatives` the search region comes from another
     sequence (present = 0: the IoU score must learn to say 'not here'), or, for a `beside_target` share of those, from
-    the search frame of the same sequence beside the target (its surroundings: a harder 'not here'). Reads frames from a cache (see
-    build_frame_cache) built once in the main process and shared with workers through the page cache."""
+    the search frame of the same sequence beside the target (its surroundings: a harder 'not here'). Reads frames from
+    a cache (see build_frame_cache) built once in the main process and shared with workers through the page cache."""
 
     def __init__(self, cfg: ModelConfig, sequences, cache_path: str, seed: int, max_gap: int = 100,
                  negatives: float = 0.0, synthetic: Optional["SyntheticPairs"] = None, synthetic_share: float = 0.0,
@@ -246,9 +246,9 @@ class RealPairs(torch.utils.data.IterableDataset):
                 torch.tensor(1.0 if present else 0.0))
 
     def _crop_beside_target(self, rng, image, box, tries: int = 20):
-        """A search crop of a frame of the target's own sequence that leaves the target out: its surroundings (the road the truck is
-        on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached region is
-        8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
+        """A search crop of a frame of the target's own sequence that leaves the target out: its surroundings (the road
+        the truck is on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached
+        region is 8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
         inside the region, on a side of the target."""
         full = float(image.shape[0])
         cx, cy, w, h = box[0] + box[2] / 2, box[1] + box[3] / 2, box[2], box[3]

@@ -132,7 +132,8 @@ def table(results: Dict[str, dict]) -> List[str]:
         ms = lambda v: "-" if v is None else f"{v:.2f}"
         lines.append(f"| {name} | {r['returns']} | {100 * r['reacquired']:.0f}% | {med} | "
                      f"{r['reacquisitions']} ({r['false_reacquisitions']}) | {100 * r['wrong_share']:.1f}% / "
-                     f"{100 * r['wrong_after_false_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | {r['jumps']} | "
+                     f"{100 * r['wrong_after_false_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | "
+                     f"{r['jumps']} | "
                      f"{100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
     return lines
 

@@ -6,8 +6,8 @@ memory that confirms what it finds.
   size (and, with `redetect_scales`, at multiples of it: one grid per size, visited in turn); re-finding and checking
   a pending candidate comes out of that budget (it can take all of it: 1 + one per memory), so the search costs at
   most max(redetect_windows, 4) first-exit runs a frame beyond the local search, plus up to 3 memory checks on the
-  frames a candidate in the local window is being confirmed (confirm_local). The grid's stride is 3/4 of a window (neighbours
-  overlap, a target is well inside one of them). Windows are visited nearest first from where the target was last
+  frames a candidate in the local window is being confirmed (confirm_local). The grid's stride is 3/4 of a window
+  (neighbours overlap, a target is well inside one of them). Windows are visited nearest first from where the target was last
   seen (it most often comes back near where it left, and a 1280x720 frame of a small target holds 100+ windows), then
   round-robin. No motion prior inside a window: the target can be anywhere.
 - Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) on `confirm_frames`

@@ -213,8 +213,8 @@ def main(argv=None):
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(("stem.", "nano_head.", "nano_iou.")))
     elif args.trainable != "all":
-        heads = {"iou_heads": ("iou_heads.", "nano_iou."), "first_exit_iou": ("nano_iou.",)}.get(
-            args.trainable, ("iou_heads.", "exit_heads."))
+        heads = {"iou_heads": ("iou_heads.", "nano_iou."), "first_exit_iou": ("nano_iou.",),
+                 "exit_heads": ("iou_heads.", "exit_heads.")}[args.trainable]
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(heads))
         model.eval()  # frozen BatchNorm elsewhere; the IoU and refining heads have none

@@ -22,7 +22,8 @@ def walker(n=120, width=400):
 def test_turned_away_hides_the_target_then_shows_it_where_it_now_is():
     seq = walker()
     t = turned_away(seq, start=30, pan=5, hold=20, view=0.5)
-    assert t is not None and t.frame(0).shape == (200, 200, 3)
+    assert t is not None and t.frame(0).shape == (200, 200, 3) and t.name == "walker~turn"
+    assert turned_away(seq, start=30, pan=5, hold=20, view=0.5, label="turn60").name == "walker~turn60"
     vis = t.visible_mask()
     assert vis[:30].all() and not vis[36:55].any() and vis[65:].all()
     for i in np.flatnonzero(vis):

@@ -29,9 +29,9 @@ class CroppedSequence(Sequence):
 
 
 def turned_away(seq: Sequence, start: Optional[int] = None, pan: int = 8, hold: int = 40, view: float = 0.5,
-                follow: float = 0.3) -> Optional[CroppedSequence]:
-    """The sequence with one turn away and back, or None when it cannot have one (too short, target too wide to
-    leave a window of that size, or not visible where the turn starts)."""
+                follow: float = 0.3, label: str = "turn") -> Optional[CroppedSequence]:
+    """The sequence with one turn away and back (named `<name>~<label>`), or None when it cannot have one (too
+    short, target too wide to leave a window of that size, or not visible where the turn starts)."""
     n = len(seq)
     h, w = seq.frame(0).shape[:2]
     width = int(w * view)
@@ -70,4 +70,4 @@ def turned_away(seq: Sequence, start: Optional[int] = None, pan: int = 8, hold: 
     x_lo = np.maximum(out[:, 0], 0)
     out[:, 2] = np.minimum(out[:, 0] + out[:, 2], width) - x_lo       # the visible part, as annotators draw it
     out[:, 0] = x_lo
-    return CroppedSequence(f"{seq.name}~turn", seq, x0, width, out)
+    return CroppedSequence(f"{seq.name}~{label}", seq, x0, width, out)

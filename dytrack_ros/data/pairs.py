@@ -248,8 +248,8 @@ class RealPairs(torch.utils.data.IterableDataset):
     def _crop_beside_target(self, rng, image, box, tries: int = 20):
         """A search crop of a frame of the target's own sequence that leaves the target out: its surroundings (the road
         the truck is on, the runner beside the runner) are a harder 'not here' than another sequence's frame. The cached
-        region is 8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and lies
-        inside the region, on a side of the target."""
+        region is 8 target sizes wide, so the crop is 2.6-3.4 sizes wide (a search crop's scale, within its jitter) and
+        lies inside the region, on a side of the target."""
         full = float(image.shape[0])
         cx, cy, w, h = box[0] + box[2] / 2, box[1] + box[3] / 2, box[2], box[3]
         size = float(np.sqrt(w * h))

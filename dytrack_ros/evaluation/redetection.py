@@ -139,8 +139,7 @@ def table(results: Dict[str, dict]) -> List[str]:
         lines.append(f"| {name} | {r['returns']} | {100 * r['reacquired']:.0f}% | {med} | "
                      f"{r['reacquisitions']} ({r['false_reacquisitions']}) | {100 * r['wrong_share']:.1f}% / "
                      f"{100 * r['wrong_after_false_share']:.1f}% / {100 * r['wrong_after_jump_share']:.1f}% | "
-                     f"{r['jumps']} | "
-                     f"{100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
+                     f"{r['jumps']} | {100 * r['auc']:.1f} | {ms(r['ms_tracking'])} / {ms(r['ms_lost'])} |")
     return lines
 
 

@@ -7,9 +7,9 @@ memory that confirms what it finds.
   a pending candidate comes out of that budget (it can take all of it: 1 + one per memory), so the search costs at
   most max(redetect_windows, 4) first-exit runs a frame beyond the local search, plus up to 3 memory checks on the
   frames a candidate in the local window is being confirmed (confirm_local). The grid's stride is 3/4 of a window
-  (neighbours overlap, a target is well inside one of them). Windows are visited nearest first from where the target was last
-  seen (it most often comes back near where it left, and a 1280x720 frame of a small target holds 100+ windows), then
-  round-robin. No motion prior inside a window: the target can be anywhere.
+  (neighbours overlap, a target is well inside one of them). Windows are visited nearest first from where the target
+  was last seen (it most often comes back near where it left, and a 1280x720 frame of a small target holds 100+
+  windows), then round-robin. No motion prior inside a window: the target can be anywhere.
 - Confirmation: a candidate must score >= confirm_threshold (the exit's predicted IoU of its box) on `confirm_frames`
   frames (one frame under it in a row is forgiven: a target coming back is often half hidden), each time re-found in
   a window centred on where it was last (so it may move, a box diagonal per frame at most), and, where the memory

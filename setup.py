@@ -58,5 +58,7 @@ setup(
         "dytrack-gpu-check = dytrack_ros.evaluation.gpu_check:main",
         "dytrack-tune = dytrack_ros.evaluation.tune:main",
         "dytrack-int8 = dytrack_ros.evaluation.int8:main",
+        "follower_node = dytrack_ros.ros.follower:main",
+        "dytrack-follow-sim = dytrack_ros.tools.follow_sim:main",
     ]},
 )

@@ -291,3 +291,70 @@ def test_a_box_stamped_just_before_the_oldest_frame_is_described_as_such():
     w = s.next_work(0)
     assert w.init_frame[0] == 11 * 10**9
     assert logs and "before the oldest buffered frame" in logs[0] and "never arrived" not in logs[0]
+
+
+class Header:
+    def __init__(self, frame_id="camera"):
+        self.frame_id = frame_id
+
+
+def camera_frame(s, stamp, frame_id="camera", size=(4, 4)):
+    return s.put_frame(stamp, Header(frame_id), np.zeros((*size, 3), np.uint8), time.perf_counter())
+
+
+def test_a_new_stream_leaves_no_old_frame_to_match_a_box_drawn_on_it():
+    """The start-of-track race: a second video played 41 s later, its first frame lost in transport. The box stamped
+    on that lost frame takes the new stream's next frame, never a frame of the old stream."""
+    sec, logs = 10**9, []
+    s = Scheduler(buffer=30, log=logs.append)
+    for i in range(5):
+        camera_frame(s, 100 * sec + i * sec // 10)
+    s.next_work(0)
+    first = 141 * sec                                        # lost: the node never gets it
+    camera_frame(s, first + sec // 10)
+    assert "jumped forward 40.7 s" in logs[-1] and "5 frames" in logs[-1]
+    s.put_init(init(stamp=first))
+    w = s.next_work(0)
+    assert w.init_frame[0] == first + sec // 10 and not w.new_camera          # the target is not dropped for a jump
+    s.put_init(init(stamp=120 * sec))                        # drawn in the gap: the true reason
+    w = s.next_work(0)
+    assert w.init_frame is None and "before the first frame of a new image stream" in w.init_refusal
+
+
+def test_stamps_jumping_back_drop_the_old_frames_and_the_resets_time():
+    """A bag looped with its recorded stamps: no box of the new pass is matched to the old pass, nor refused as
+    older than a reset made during the old pass."""
+    sec = 10**9
+    s = Scheduler(buffer=30)
+    for i in range(3):
+        camera_frame(s, 50 * sec + i * sec)
+    s.put_reset()
+    s.next_work(0)
+    assert s.memory.stamp_ns == 52 * sec
+    camera_frame(s, 10 * sec)
+    assert s.memory.stamp_ns == 0 and s.put_init(init(stamp=10 * sec)) is None
+    assert s.next_work(0).init_frame[0] == 10 * sec
+
+
+@pytest.mark.parametrize("change", ["frame_id", "size"])
+def test_another_camera_drops_the_old_frames_and_stops_the_target(change):
+    sec = 10**9
+    s = Scheduler(buffer=30)
+    camera_frame(s, 1 * sec)
+    s.put_init(init(stamp=1 * sec))
+    assert s.next_work(0).init_frame is not None
+    camera_frame(s, 3 * sec, **({"frame_id": "other"} if change == "frame_id" else {"size": (6, 4)}))
+    w = s.next_work(0)
+    assert w.new_camera.startswith("frame_id 'camera' -> 'other'" if change == "frame_id" else "image size 4x4 -> 4x6")
+    assert w.frame[0] == 3 * sec
+    s.put_init(init(stamp=1 * sec))                          # drawn on the old camera's frame: it is gone
+    w = s.next_work(0)
+    assert w.init_frame is None and "2.0 s before the first frame of a new image stream (" in w.init_refusal
+
+
+def test_a_frame_stamped_in_the_future_is_no_new_stream():
+    now, logs = 1_000 * 10**9, []
+    s = Scheduler(buffer=10, now_ns=lambda: now, future_tolerance_ns=10**9, log=logs.append)
+    for t in (now - 300, now - 200, now + 86_400 * 10**9, now - 100):
+        camera_frame(s, t)
+    assert not logs and len(s._recent) == 4

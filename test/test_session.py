@@ -83,3 +83,42 @@ def test_worker_initialises_tracks_and_answers_set_target(tmp_path, heldout_sequ
         assert idles and tracker.state == 0
     finally:
         session.stop()
+
+
+def test_found_again_reports_the_lost_time_and_diagnostics_say_how_long_and_what_was_refused(heldout_sequence):
+    """'target found again after 0.0 s lost' was always 0.0: the last-tracked time was overwritten first. The tracker's
+    answers are scripted here (TRACKING, LOST for 1.5 s of stamps, found again) to check the session's bookkeeping."""
+    import numpy as np
+    from dytrack_ros.tracking import LOST, TRACKING
+    from dytrack_ros.tracking.tracker import TrackResult
+    from dytrack_ros.ros.scheduler import Frame, Scheduler
+    frames, _ = heldout_sequence
+    script = [(TRACKING, False)] + [(LOST, False)] * 3 + [(TRACKING, True)]
+
+    class Scripted:
+        state, box, num_stages = TRACKING, np.array([1.0, 2.0, 3.0, 4.0]), 1
+        params = SimpleNamespace(thresholds=[0.5], redetect=True)
+        search = SimpleNamespace(stats=SimpleNamespace(windows=0, candidates=0, refused_by_memory=0, drifts=0,
+                                                       refused_as_lookalike=0, refused_as_seen_before=0, reacquired=1,
+                                                       area_searched=0.0))
+
+        def track(self, _image):
+            self.state, found = script.pop(0)
+            return TrackResult(self.box, 0.7, 1, self.state, 1.0, [0.7], redetected=found)
+    logs, published = [], []
+    session = TrackingSession(Scripted(), Scheduler(5), RollingStats(1), published.append, lambda: None, logs.append,
+                              logs.append, logs.append, BadMessageLog(logs.append))
+    for i in range(4):
+        session.stats.received(replaced=False)
+        session._track(Frame(10**9 + i * 500_000_000, header(0), frames[0], time.perf_counter()), 0)
+    assert published[-1].lost_seconds == 1.5
+    _, _, values = session.diagnostics("onnxruntime", "/image", 2.0, 0, "active")
+    assert values["lost_seconds"] == "1.50" and values["state"] == "lost" and values["lifecycle_state"] == "active"
+    level, _, values = session.diagnostics("onnxruntime", "/image", -1.0, 0)     # the camera went quiet
+    assert level == "STALE" and values["state"] == "stale" and values["tracker_state"] == "lost"
+    session._track(Frame(10**9 + 4 * 500_000_000, header(0), frames[0], time.perf_counter()), 0)
+    assert any("found again after 2.0 s lost" in ln for ln in logs), logs
+    session.refused(InvalidBoxError("box [1, 2, 3, 4] refused: its frame is gone"))
+    _, _, values = session.diagnostics("onnxruntime", "/image", 2.0, 0)
+    assert values["last_refused_init_box"] == "box [1, 2, 3, 4] refused: its frame is gone"
+    assert values["lost_seconds"] == "0.00" and values["box"] == "[1.0, 2.0, 3.0, 4.0]"

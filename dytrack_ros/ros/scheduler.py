@@ -55,6 +55,7 @@ class Work:
     init_refusal: str = ""                    # why init has no frame (init_frame None)
     frame: Optional[Frame] = None             # newest unprocessed frame (None: nothing to track)
     dropped: int = 0                          # frames replaced before they were processed, since the last Work
+    new_camera: str = ""                      # the frames now come from another camera (frame_id or size): why
 
 
 class ResetMemory:
@@ -142,6 +143,11 @@ class ResetMemory:
         return None
 
 
+def _size(image) -> tuple:
+    """(height, width) of a frame's pixels; () for a compressed frame (its size is known once decoded)."""
+    return tuple(getattr(image, "shape", ())[:2])
+
+
 class Scheduler:
     def __init__(self, buffer: int, reset_memory: Optional[ResetMemory] = None,
                  log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0,
@@ -163,17 +169,55 @@ class Scheduler:
         self.now_ns, self.future_tolerance_ns = now_ns, future_tolerance_ns
         self._last_retry = 0.0
         self.max_frame_age_ns = max_frame_age_ns  # a box is not applied to a frame this much older than its stamp
+        self._stream_start: Optional[Tuple[int, str]] = None   # (first stamp, why) of the stream that started last
+        self._new_camera = ""                     # set by put_frame, taken by next_work: the tracker must stop
 
     # ---- callbacks ------------------------------------------------------------------------------------------
     def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
         """Store the newest frame. Returns True when it replaced an unprocessed one (that one is dropped)."""
         with self._cv:
+            if self._recent:
+                self._check_stream(stamp_ns, header, image)
             replaced = self._latest is not None
             self._dropped += int(replaced)
             self._latest = Frame(stamp_ns, header, image, received)
             self._recent.append(self._latest)
             self._cv.notify()
             return replaced
+
+    def _check_stream(self, stamp_ns: int, header, image) -> None:
+        """A new stream (another video played, a bag looped, the camera switched) must not leave its predecessor's
+        frames to be matched with a box drawn on the new one (a lost first frame would match the box to a frame of
+        the old stream). Stamps that jump back, or forward by more than max_init_frame_age: the old frames are
+        dropped. Another frame_id or image size: another camera, so the target (in the old one's pixels) is dropped
+        too. A time jump alone keeps the target (a camera glitch or a short dropout)."""
+        last = self._recent[-1]
+        why, camera = "", ""
+        if getattr(header, "frame_id", None) != getattr(last.header, "frame_id", None):
+            why = camera = f"frame_id {getattr(last.header, 'frame_id', '')!r} -> {getattr(header, 'frame_id', '')!r}"
+        elif _size(image) != _size(last.image):
+            sizes = ("x".join(map(str, _size(i)[::-1])) for i in (last.image, image))
+            why = camera = "image size %s -> %s" % tuple(sizes)
+        elif stamp_ns and self._plausible(stamp_ns):    # a frame stamped in the future is a glitch, not a stream
+            held = [f.stamp_ns for f in self._recent if f.stamp_ns and self._plausible(f.stamp_ns)][-2:]
+            if held and stamp_ns < held[-1]:
+                why = f"stamps jumped back {(held[-1] - stamp_ns) / 1e9:.1f} s"
+            # forward: past max_init_frame_age and 10 of the stream's own frame intervals (a 0.1 fps camera is no jump)
+            elif len(held) == 2 and stamp_ns - held[-1] > max(self.max_frame_age_ns, 10 * (held[1] - held[0])):
+                why = f"stamps jumped forward {(stamp_ns - held[-1]) / 1e9:.1f} s"
+        if not why:
+            return
+        self.log(f"new image stream ({why}): the {len(self._recent)} frames held from the previous one are dropped; "
+                 "init boxes are matched to the new stream's frames only")
+        self._recent.clear()
+        self._stream_start = (stamp_ns, why)
+        if camera:
+            self._new_camera, self._active_init = camera, None
+        if stamp_ns and stamp_ns < self.memory.stamp_ns:   # the last reset's time means nothing in the new time base
+            self.memory.remember(0, None)
+
+    def _plausible(self, stamp_ns: int) -> bool:
+        return self.now_ns is None or stamp_ns <= self.now_ns() + self.future_tolerance_ns
 
     def put_init(self, req: InitRequest) -> Optional[str]:
         """Queue an init box; returns the reason when it is refused (older than the last reset)."""
@@ -191,8 +235,7 @@ class Scheduler:
         order = order_ns or time.time_ns()
         if stamp_ns is None:
             with self._cv:
-                limit = self.now_ns() + self.future_tolerance_ns if self.now_ns else None
-                plausible = [f[0] for f in self._recent if limit is None or f[0] <= limit]
+                plausible = [f[0] for f in self._recent if self._plausible(f[0])]
                 stamp_ns = plausible[-1] if plausible else 0
         self._put(order, ("reset", (stamp_ns, order)))
 
@@ -256,7 +299,8 @@ class Scheduler:
             if work.init_frame is not None and work.frame is not None and work.frame[0] <= work.init_frame[0]:
                 work.frame = None                 # the init frame itself: nothing to track yet
             work.dropped, self._dropped = self._dropped, 0
-            if not (work.reset or work.init or work.frame):
+            work.new_camera, self._new_camera = self._new_camera, ""
+            if not (work.reset or work.init or work.frame or work.new_camera):
                 return Work(dropped=work.dropped) if work.dropped else None
             return work
 
@@ -295,6 +339,10 @@ class Scheduler:
                               f"(max_init_frame_age {self.max_frame_age_ns / 1e9:g} s): no frame of its time arrived")
             return older[-1], ""
         oldest = self._recent[0]
+        if self._stream_start is not None and self._stream_start[0] == oldest[0] and req.stamp_ns < oldest[0] - \
+                MATCH_TOLERANCE_NS:
+            return None, (f"no frame of its time is held: it is stamped {(oldest[0] - req.stamp_ns) / 1e9:.1f} s "
+                          f"before the first frame of a new image stream ({self._stream_start[1]})")
         if oldest[0] - req.stamp_ns <= MATCH_TOLERANCE_NS:   # its frame is not here: the next one
             self.log(f"init box stamped {(oldest[0] - req.stamp_ns) / 1e6:.0f} ms before the oldest buffered frame: "
                      "using that frame")

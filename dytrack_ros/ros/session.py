@@ -103,6 +103,13 @@ def box_request(box, stamp_ns: int, now_ns: int, future_tolerance: float, order_
     return InitRequest(tuple(box), stamp_ns, time.perf_counter(), order_ns, reply)
 
 
+def target_values(tracker) -> dict:
+    """The tracker's own state and box for /diagnostics (also while the node is inactive: the kept target)."""
+    box = "none" if tracker.box is None or tracker.state == IDLE else \
+        "[" + ", ".join(f"{v:.1f}" for v in tracker.box) + "]"
+    return {"tracker_state": STATE_NAMES[tracker.state], "box": box}
+
+
 def state_file(state_dir: str, node_name: str) -> str:
     """Where the last reset is remembered across restarts (parameter state_dir; one file per node name)."""
     folder = os.path.expanduser(state_dir or os.path.join(os.environ.get("ROS_HOME", os.path.join("~", ".ros")),
@@ -142,6 +149,8 @@ class TrackingSession:
         self.now_ns = now_ns                  # the node's clock (sim time with use_sim_time)
         self.target_id = 0                    # counts accepted init boxes: a detection's id changes with the target
         self._last_tracked: Optional[float] = None
+        self.lost_seconds = 0.0               # of the newest result
+        self.last_refused = ""                # the last init box refused, and why
         self._last_search = None              # (area searched, time) at the last diagnostics
         self._running = False
         self._thread: Optional[threading.Thread] = None
@@ -165,7 +174,10 @@ class TrackingSession:
                 work = self.scheduler.next_work(timeout=0.5)
                 if work is None:
                     continue
-                if work.reset:
+                if work.new_camera and not work.reset and self.tracker.state != IDLE:
+                    self.log_warning(f"tracking stopped: the images come from another camera ({work.new_camera}); "
+                                     "the target's box belonged to the old one")
+                if work.reset or (work.new_camera and self.tracker.state != IDLE):
                     self.tracker.reset()
                     self.idle()
                 if work.init is not None:
@@ -196,12 +208,12 @@ class TrackingSession:
         if frame is None:
             exc = InvalidBoxError(f"box {list(req.box)} refused: {refusal}")
             reply(False, str(exc))
-            return self.bad("init box", exc)
+            return self.refused(exc)
         try:
             box = self.tracker.initialize(frame.image, list(req.box))
         except InvalidBoxError as exc:
             reply(False, str(exc))
-            return self.bad("init box", exc)
+            return self.refused(exc)
         self.target_id += 1
         self._last_tracked = None
         h, w = frame.image.shape[:2]
@@ -217,12 +229,14 @@ class TrackingSession:
         r = self.tracker.track(frame.image)
         latency_ms = (time.perf_counter() - frame.received) * 1000.0
         seen = frame.stamp_ns / 1e9 if frame.stamp_ns else frame.received
+        since = max(seen - self._last_tracked, 0.0) if self._last_tracked is not None else 0.0
         if r.state != LOST or self._last_tracked is None:
             self._last_tracked = seen
-        lost_seconds = max(seen - self._last_tracked, 0.0) if r.state == LOST else 0.0
+        lost_seconds = since if r.state == LOST else 0.0
+        self.lost_seconds = lost_seconds
         self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
-        if r.redetected:
-            self.log_info(f"target found again after {lost_seconds:.1f} s lost, at {np.round(r.box, 1).tolist()} "
+        if r.redetected:          # `since`, not lost_seconds: this frame is TRACKING again
+            self.log_info(f"target found again after {since:.1f} s lost, at {np.round(r.box, 1).tolist()} "
                           f"(score {r.score:.2f})")
         camera_ms = (self.now_ns() - frame.stamp_ns) / 1e6 if frame.stamp_ns else float("nan")
         self.publish(Outcome(frame, r, latency_ms, lost_seconds, dropped, camera_ms))
@@ -233,10 +247,10 @@ class TrackingSession:
         try:
             req = make_request()
         except InvalidBoxError as exc:
-            return self.bad("init box", exc)
+            return self.refused(exc)
         refused = self.scheduler.put_init(req)
         if refused:
-            return self.bad("init box", InvalidBoxError(f"box {list(req.box)} ignored: {refused}"))
+            return self.refused(InvalidBoxError(f"box {list(req.box)} ignored: {refused}"))
         if not self.scheduler.has_frames:
             self.log_warning("init box received before any image: tracking starts with the first image")
 
@@ -257,11 +271,18 @@ class TrackingSession:
         try:
             req = make_request(once)
         except InvalidBoxError as exc:
+            self.last_refused = str(exc)
             return (False, str(exc)), None
         refused = self.scheduler.put_init(req)
         if refused:
-            return (False, f"box {list(req.box)} refused: {refused}"), None
+            self.last_refused = f"box {list(req.box)} refused: {refused}"
+            return (False, self.last_refused), None
         return None, req
+
+    def refused(self, exc: InvalidBoxError) -> None:
+        """An init box refused: logged (bounded), and kept for /diagnostics (an operator sees the last one and why)."""
+        self.last_refused = str(exc)
+        self.bad("init box", exc)
 
     def withdraw(self, req: InitRequest) -> bool:
         """The caller stops waiting: True when the box was withdrawn before the worker took it (it answers then)."""
@@ -272,7 +293,8 @@ class TrackingSession:
         return False
 
     # ---- diagnostics -----------------------------------------------------------------------------------------
-    def diagnostics(self, backend: str, image_topic: str, stale_after: float, lost_in_transport: int) -> tuple:
+    def diagnostics(self, backend: str, image_topic: str, stale_after: float, lost_in_transport: int,
+                    lifecycle: str = "active") -> tuple:
         """(level 'OK' | 'WARN' | 'STALE', message, key -> value strings) for /diagnostics."""
         s = self.stats.snapshot()
         state = self.tracker.state
@@ -286,7 +308,12 @@ class TrackingSession:
             level = "STALE"
             message = ("no image received yet" if silent == float("inf") else f"no image for {silent:.1f} s") + \
                 f" on {image_topic}"
-        values = {"state": STATE_NAMES[state], "backend": backend, "fps": f"{s['fps']:.2f}",
+        # `state` is what a follower may act on: never "tracking" on a stale camera (tracker_state: the tracker's own)
+        values = {"lifecycle_state": lifecycle, "state": "stale" if level == "STALE" and state != IDLE
+                  else STATE_NAMES[state], **target_values(self.tracker),
+                  "lost_seconds": f"{self.lost_seconds:.2f}" if state == LOST else "0.00",
+                  "last_refused_init_box": self.last_refused or "none",
+                  "backend": backend, "fps": f"{s['fps']:.2f}",
                   "input_fps": f"{s['input_fps']:.2f}",
                   "seconds_since_last_frame": "never" if silent == float("inf") else f"{silent:.2f}",
                   "latency_p50_ms": f"{s['latency_p50_ms']:.2f}", "latency_p95_ms": f"{s['latency_p95_ms']:.2f}",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -55,12 +56,15 @@ class NodeProcess:
             return f.read()
 
     def wait_for_output(self, text, timeout=30.0):
+        """True once the output holds text (a string, or a compiled re pattern to search for)."""
+        def found(out):
+            return text.search(out) is not None if isinstance(text, re.Pattern) else text in out
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if text in self.output():
+            if found(self.output()):
                 return True
             if self.proc.poll() is not None:
-                return text in self.output()
+                return found(self.output())
             time.sleep(0.1)
         return False
 

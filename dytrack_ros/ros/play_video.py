@@ -8,13 +8,20 @@ A bag (rosbag2, sqlite3 or mcap, read with the `rosbags` library: no ROS install
 pace (or --rate); its Image or CompressedImage frames are decoded and published like video frames.
 
 It waits until the tracker subscribes, publishes frames at the video's frame rate (or --rate), stamps each with
-the current time, sends the init box stamped like the first frame, and draws every TrackedTarget on the frame
-it belongs to (matched by stamp).
+the current time, and draws every TrackedTarget on the frame it belongs to (matched by stamp).
+
+With --init-box it starts the track before playing on: it publishes the first frame and sends the box, stamped
+like that frame, to the tracker's ~/set_target, which answers once it has tried it. The first frame is sent again
+until the answer comes (best-effort images get lost); a refusal, or a box taken on a frame that is not this
+player's (one left from an earlier stream), is retried with a freshly stamped first frame. When the box cannot be
+set the player stops tracking on the node (its target would be an earlier stream's) and exits 1 with the node's
+reason: it never plays on as if its target were set.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -22,10 +29,13 @@ import cv2
 import numpy as np
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from dytrack_ros.msg import TargetBox, TrackedTarget
+from std_srvs.srv import Trigger
+
+from dytrack_ros.msg import TrackedTarget
+from dytrack_ros.srv import SetTarget
 
 from .image_conversion import bgr_to_image
 from .messages import STATE_LABEL, draw_target
@@ -41,8 +51,12 @@ def parse_args(argv=None):
                                                      "topics below resolve in it")
     p.add_argument("--image-topic", default="image", help="where to publish the frames (the tracker's image topic, "
                                                           "after its remapping)")
-    p.add_argument("--init-topic", default="init_box")
-    p.add_argument("--target-topic", default="dytrack_tracker/target")
+    p.add_argument("--init-topic", default="init_box", help="unused (kept for older scripts): the box goes to the "
+                                                              "tracker's ~/set_target, which answers")
+    p.add_argument("--target-topic", default="dytrack_tracker/target", help="the tracker's ~/target; its ~/set_target "
+                                                                            "and ~/reset are beside it")
+    p.add_argument("--init-timeout", type=float, default=20.0, help="seconds to get the init box taken")
+    p.add_argument("--init-tries", type=int, default=4, help="times the box is sent before the player gives up")
     p.add_argument("--frame-id", default="camera")
     p.add_argument("--rate", type=float, default=0.0, help="frames per second (0 = the video's own)")
     p.add_argument("--max-frames", type=int, default=0)
@@ -52,6 +66,7 @@ def parse_args(argv=None):
     p.add_argument("--print-results", action="store_true")
     p.add_argument("--output", default="", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--wait-timeout", type=float, default=60.0, help="seconds to wait for a subscriber")
+    p.add_argument("--linger", type=float, default=1.5, help="seconds to keep receiving results after the last frame")
     return p.parse_args(argv)
 
 
@@ -66,19 +81,81 @@ class Player(Node):
             self.image_pub = self.create_publisher(CompressedImage, args.image_topic.rstrip("/") + "/compressed", qos)
         else:
             self.image_pub = self.create_publisher(Image, args.image_topic, qos)
-        init_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.init_pub = self.create_publisher(TargetBox, args.init_topic, init_qos)
+        tracker = args.target_topic.rsplit("/", 1)[0] if "/" in args.target_topic else ""
+        self.set_target = self.create_client(SetTarget, f"{tracker}/set_target" if tracker else "set_target")
+        self.reset = self.create_client(Trigger, f"{tracker}/reset" if tracker else "reset")
         self.create_subscription(TrackedTarget, args.target_topic, self.on_target, 50)
         self.results = {}
         self.frame_index = {}                # stamp -> index of the published frame
 
+    def publish_frame(self, frame, index: int):
+        """Publish one frame stamped now; returns (stamp, message)."""
+        stamp = self.get_clock().now().to_msg()
+        if self.args.compressed:
+            msg = CompressedImage()
+            msg.header.stamp, msg.header.frame_id, msg.format = stamp, self.args.frame_id, "jpeg"
+            msg.data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        else:
+            msg = bgr_to_image(frame, None, Image)
+            msg.header.stamp, msg.header.frame_id = stamp, self.args.frame_id
+        self.frame_index[(stamp.sec, stamp.nanosec)] = index
+        self.image_pub.publish(msg)
+        return stamp, msg
+
+    def start_track(self, frame, box):
+        """Publish the first frame and have ~/set_target take the box on it. (stamp used, None) or (None, why not)."""
+        deadline = time.monotonic() + self.args.init_timeout
+        while not self.set_target.service_is_ready() and time.monotonic() < deadline:
+            rclpy.spin_once(self, timeout_sec=0.1)
+        service = self.resolve_service_name(self.set_target.srv_name)
+        if not self.set_target.service_is_ready():
+            return None, (f"no service {service}: is the tracker running and active, in this namespace "
+                          "(--namespace)?")
+        why = ""
+        for attempt in range(1, self.args.init_tries + 1):
+            stamp, msg = self.publish_frame(frame, 0)     # a fresh stamp each try: the box names this very frame
+            req = SetTarget.Request()
+            req.box.header.stamp, req.box.header.frame_id = stamp, self.args.frame_id
+            req.box.x, req.box.y, req.box.width, req.box.height = box
+            future, again = self.set_target.call_async(req), time.monotonic() + 0.25
+            while not future.done() and time.monotonic() < deadline:
+                rclpy.spin_once(self, timeout_sec=0.02)
+                if time.monotonic() > again:              # lost on the way (best effort)? the same frame again
+                    self.image_pub.publish(msg)
+                    again = time.monotonic() + 0.25
+            if not future.done():
+                self.set_target.remove_pending_request(future)
+                late = f"{service} did not answer within {self.args.init_timeout:g} s"
+                return None, late + (f" ({why})" if why else "")
+            answer = future.result()
+            used = re.search(r"initialised on frame (\d+)\.(\d+)", answer.message)
+            if answer.success and used and (int(used.group(1)), int(used.group(2))) == (stamp.sec, stamp.nanosec):
+                print(f"init box taken: {answer.message}", flush=True)
+                return stamp, None
+            why = (f"the node took the box on frame {used.group(1)}.{used.group(2)}, not on this player's first frame"
+                   if answer.success else answer.message)
+            print(f"init box try {attempt} of {self.args.init_tries}: {why}", flush=True)
+            if time.monotonic() >= deadline:
+                break
+        return None, why
+
+    def stop_tracking(self) -> None:
+        """The box was not set: the node must not go on following an earlier stream's target in this video."""
+        if self.reset.service_is_ready():
+            future = self.reset.call_async(Trigger.Request())
+            end = time.monotonic() + 3.0
+            while not future.done() and time.monotonic() < end:
+                rclpy.spin_once(self, timeout_sec=0.05)
+            if future.done() and future.result().success:
+                print("tracking stopped on the node (it had no target of this video)", flush=True)
+
     def on_target(self, msg: TrackedTarget):
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         self.results[key] = msg
-        if self.args.print_results:
-            print(f"frame {self.frame_index.get(key, '?')} t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} box=[{msg.x:.1f}, {msg.y:.1f}, "
-                  f"{msg.width:.1f}, {msg.height:.1f}] stage={msg.stages_run}/{msg.num_stages} "
+        if self.args.print_results and key in self.frame_index:      # not results for another stream's frames
+            print(f"frame {self.frame_index[key]} t={msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} "
+                  f"box=[{msg.x:.1f}, {msg.y:.1f}, {msg.width:.1f}, {msg.height:.1f}] "
+                  f"stage={msg.stages_run}/{msg.num_stages} "
                   f"score={msg.score:.2f} state={STATE_LABEL.get(msg.state, msg.state)} "
                   f"inference={msg.inference_ms:.1f}ms latency={msg.latency_ms:.1f}ms "
                   f"camera_latency={msg.camera_latency_ms:.1f}ms", flush=True)
@@ -215,21 +292,17 @@ def main(argv=None):
             if 0 < args.max_frames <= published:
                 BAG_DAMAGE["stopped_early"] = True
                 break
-            stamp = node.get_clock().now().to_msg()
-            if args.compressed:
-                msg = CompressedImage()
-                msg.header.stamp, msg.header.frame_id, msg.format = stamp, args.frame_id, "jpeg"
-                msg.data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-            else:
-                msg = bgr_to_image(frame, None, Image)
-                msg.header.stamp, msg.header.frame_id = stamp, args.frame_id
-            node.frame_index[(stamp.sec, stamp.nanosec)] = published
-            node.image_pub.publish(msg)
             if published == 0 and args.init_box:
-                box = TargetBox()
-                box.header.stamp, box.header.frame_id = stamp, args.frame_id
-                box.x, box.y, box.width, box.height = args.init_box
-                node.init_pub.publish(box)
+                stamp, why = node.start_track(frame, args.init_box)
+                if stamp is None:
+                    node.stop_tracking()
+                    node.destroy_node()
+                    rclpy.try_shutdown()
+                    sys.exit(f"play_video: the init box was not set: {why}")
+                node.results.clear()          # anything before the answer was the node's earlier target
+                next_t = time.monotonic()
+            else:
+                stamp, _ = node.publish_frame(frame, published)
             if args.output:
                 frames.append(frame)
                 stamps.append((stamp.sec, stamp.nanosec))
@@ -240,13 +313,14 @@ def main(argv=None):
                 if remaining <= 0:
                     break
                 rclpy.spin_once(node, timeout_sec=min(remaining, 0.02))
-        end = time.monotonic() + 1.5
+        end = time.monotonic() + args.linger
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
     except KeyboardInterrupt:
         pass
-    # tracking results only: the node's IDLE notices (at start, after a reset) are not answers to frames
-    results = [r for r in node.results.values() if r.state != TrackedTarget.STATE_IDLE]
+    # tracking results for this player's frames only: not the node's IDLE notices (at start, after a reset), nor
+    # results for another stream's frames
+    results = [r for key, r in node.results.items() if r.state != TrackedTarget.STATE_IDLE and key in node.frame_index]
     if results:
         stages = np.array([r.stages_run for r in results])
         lat = np.array([r.latency_ms for r in results])

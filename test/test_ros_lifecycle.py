@@ -34,6 +34,7 @@ def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_
             assert node.wait_for_output("waiting in the unconfigured state"), node.output()
             assert state_of(g) == State.PRIMARY_STATE_UNCONFIGURED
             assert g.image_pub.get_subscription_count() == 0
+            assert g.wait_for(lambda gr: any(d["lifecycle_state"] == "unconfigured" for d in gr.diagnostics))
             assert change(g, Transition.TRANSITION_CONFIGURE)
             assert state_of(g) == State.PRIMARY_STATE_INACTIVE and "configured: onnxruntime" in node.output()
             assert g.image_pub.get_subscription_count() == 0          # inactive: takes no input
@@ -45,10 +46,16 @@ def test_configure_activate_pause_resume_cleanup(tmp_path, tiny_bundle, heldout_
 
             assert change(g, Transition.TRANSITION_DEACTIVATE)
             assert state_of(g) == State.PRIMARY_STATE_INACTIVE
-            n = len(g.targets)
-            g.publish_frames(frames[8:14], 10**12 + 8 * FRAME_PERIOD_NS)             # paused: nothing is tracked or published
+            # a follower learns that tracking stopped (IDLE), and /diagnostics goes on with the lifecycle state
+            assert g.wait_for(lambda gr: gr.targets[-1].state == gr.targets[-1].STATE_IDLE), node.output()
+            n, d = len(g.targets), len(g.diagnostics)
+            g.publish_frames(frames[8:14], 10**12 + 8 * FRAME_PERIOD_NS)   # paused: nothing is tracked or published
             time.sleep(1.0)
             assert len(g.targets) == n and "paused (" in node.output()
+            assert g.wait_for(lambda gr: any(x["lifecycle_state"] == "inactive" for x in gr.diagnostics[d:]))
+            paused = [x for x in g.diagnostics[d:] if x["lifecycle_state"] == "inactive"][-1]
+            assert paused["state"] == "idle" and paused["tracker_state"] in ("tracking", "lost"), paused
+            assert paused["box"] != "none" and "inactive" in paused["_message"], paused
 
             assert change(g, Transition.TRANSITION_ACTIVATE)          # resumes the same target, no new box
             assert g.wait_for_subscriber(), node.output()

@@ -14,6 +14,7 @@ from typing import Optional
 import rclpy
 import rclpy.service
 import rclpy.timer
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -29,10 +30,10 @@ from ..backends import BackendError, resolve_auto
 from ..runtime import model_manifest
 from ..tracking import IDLE, STATE_NAMES
 from .image_conversion import CompressedFrame, ImageConversionError, image_to_bgr
-from .outputs import Outputs
+from .outputs import Outputs, status_array
 from .params import ParameterError, apply_changes, declare_parameters, declare_thresholds, resolve_model_path, validate
-from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, check_frame_size, load_tracker, make_scheduler,
-                      received_ns, stamp_ns)
+from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, check_frame_size, load_tracker,
+                      make_scheduler, received_ns, stamp_ns, target_values)
 from .stats import RollingStats
 from .service_thread import ServiceThread
 from .transport import DuplicateFilter, TransportWatch
@@ -55,6 +56,9 @@ class TrackerNode(LifecycleNode):
         # delivered again after deactivate/activate, must not restart the target
         self._init_seen = DuplicateFilter()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # /diagnostics in every lifecycle state: a paused or unconfigured node says so instead of going silent
+        self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.p.diagnostics_period, self._publish_diagnostics)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         refused = apply_changes([(prm.name, prm.value) for prm in params], self.p, self.tracker)
@@ -105,7 +109,6 @@ class TrackerNode(LifecycleNode):
             ServiceThread(self, SetTarget, self.get_fully_qualified_name() + "/set_target", self._on_set_target),
             self.create_subscription(Empty, "~/reset", lambda _msg, info: self._request_reset("topic", info), 10),
             self.create_service(Trigger, "~/reset", self._on_reset_service),
-            self.create_timer(self.p.diagnostics_period, self._publish_diagnostics),
         ]
         self.session.start()
         if self.tracker.state == IDLE:
@@ -127,8 +130,10 @@ class TrackerNode(LifecycleNode):
             return self.create_subscription(msg_type, topic, self._on_image, qos)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
-        """Pause: no input is taken and nothing is published; the target and its template stay for activate."""
+        """Pause: no input is taken and no result is published (IDLE says so first: a follower must not act on the
+        last TRACKING message); the target and its template stay for activate; /diagnostics goes on."""
         self.shutdown()
+        self.outputs.idle()
         self.get_logger().info(f"paused ({STATE_NAMES[self.tracker.state]}); activate to continue")
         return super().on_deactivate(state)
 
@@ -206,11 +211,25 @@ class TrackerNode(LifecycleNode):
         if self.p.log_results:
             self.get_logger().info(o.log_line(self.tracker.num_stages))
 
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]     # what ~/get_state answers (rclpy has no public accessor)
+
     def _publish_diagnostics(self) -> None:
-        level, message, values = self.session.diagnostics(
-            self.tracker.backend.name, self.resolve_topic_name(self.p.image_topic), self.p.stale_after,
-            self.transport.lost)
-        self.outputs.status(level, message, values, self.tracker.backend.name)
+        lifecycle, session, tracker = self.lifecycle_state(), self.session, self.tracker
+        backend = tracker.backend.name if tracker is not None else self.p.backend
+        if session is not None:
+            level, message, values = session.diagnostics(
+                backend, self.resolve_topic_name(self.p.image_topic), self.p.stale_after, self.transport.lost,
+                lifecycle)
+        else:                 # not active: nothing is tracked; a kept target shows as tracker_state and box
+            level, message = "WARN", {
+                "unconfigured": "unconfigured: no model loaded (configure, then activate)",
+                "inactive": "inactive: not tracking (activate to continue)"}.get(lifecycle, lifecycle)
+            values = {"lifecycle_state": lifecycle, "state": "idle",
+                      **(target_values(tracker) if tracker is not None else {}), "backend": backend}
+            if self.configure_error and tracker is None:
+                values["configure_error"] = self.configure_error
+        self.diagnostics.publish(status_array(self, level, message, values, backend))
 
 
 def main(args=None):

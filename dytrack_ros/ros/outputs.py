@@ -1,6 +1,7 @@
-"""Everything the node publishes, in one object made at configure: ~/target, ~/image_marker, ~/detections (where
-vision_msgs imports), ~/debug_image (only while someone subscribes) and /diagnostics. Lifecycle publishers where
-rclpy has them, so nothing goes out while the node is inactive."""
+"""Everything the node publishes about tracking, in one object made at configure: ~/target, ~/image_marker,
+~/detections (where vision_msgs imports) and ~/debug_image (only while someone subscribes). Lifecycle publishers
+where rclpy has them, so no result goes out while the node is inactive. /diagnostics is not among them: it goes on
+in every lifecycle state (`status_array`), so that a paused or unconfigured node is seen, not silent."""
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -26,10 +27,9 @@ class Outputs:
         self.debug = make(Image, "~/debug_image", QoSProfile(depth=1))
         self.marker = make(ImageMarker, "~/image_marker", 10)
         self.detections = make(Detection2DArray, "~/detections", 10) if Detection2DArray else None
-        self.diagnostics = make(DiagnosticArray, "/diagnostics", 10)
 
     def destroy(self) -> None:
-        for pub in (self.target, self.debug, self.marker, self.detections, self.diagnostics):
+        for pub in (self.target, self.debug, self.marker, self.detections):
             if pub is not None:
                 self.node.destroy_publisher(pub)
 
@@ -50,8 +50,10 @@ class Outputs:
         if debug_image and self.debug.get_subscription_count() > 0:
             self.debug.publish(bgr_to_image(draw_target(o.frame.image.copy(), out), out.header, Image))
 
-    def status(self, level: str, message: str, values: dict, hardware_id: str) -> None:
-        status = DiagnosticStatus(name=f"{self.node.get_fully_qualified_name()}: tracker", hardware_id=hardware_id,
-                                  level=LEVELS[level], message=message,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self.diagnostics.publish(DiagnosticArray(header=self.now(), status=[status]))
+
+def status_array(node, level: str, message: str, values: dict, hardware_id: str) -> DiagnosticArray:
+    """One /diagnostics message for this node (named after its fully qualified name, as rqt_robot_monitor groups)."""
+    status = DiagnosticStatus(name=f"{node.get_fully_qualified_name()}: tracker", hardware_id=hardware_id,
+                              level=LEVELS[level], message=message,
+                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    return DiagnosticArray(header=Header(stamp=node.get_clock().now().to_msg()), status=[status])

@@ -148,6 +148,20 @@ class StagedBackend(ABC):
         ...
 
 
+class DeepStageBackend(ABC):
+    """A pretrained Siamese network behind the first exit (FEAR-XS, dytrack_ros/model/fear_xs.py) with crops of its
+    own geometry (tracking/fear_stage.py): RGB 0..255 float32 crops in, its raw maps out."""
+    name = "base"
+
+    @abstractmethod
+    def set_template(self, template: np.ndarray) -> None:
+        """template: float32 (1, 3, 128, 128) RGB 0..255."""
+
+    @abstractmethod
+    def run(self, search: np.ndarray):
+        """search: float32 (1, 3, 256, 256) RGB 0..255 -> (bbox (4, 16, 16) l/t/r/b crop pixels, cls (16, 16) logits)."""
+
+
 def sha256_of(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

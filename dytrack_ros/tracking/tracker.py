@@ -24,6 +24,7 @@ import numpy as np
 
 from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
 from .crops import box_center, clip_box, crop_and_resize, crop_side
+from .fear_stage import FearStage
 from .redetect import GlobalSearch
 
 IDLE, TRACKING, LOST = 0, 1, 2
@@ -99,6 +100,9 @@ class TrackerParams:
     # refused_margin is refused (S1001~turn: the car beside the target, refused for 60 frames, then taken); 0: off
     remember_refused: int = 4
     refused_margin: float = 0.15
+    # with a deep stage (FEAR-XS, tracking/fear_stage.py) behind the first exit, what its answer publishes: "deep" (its
+    # own box) or "fuse" (its box and the first exit's averaged: two networks' errors that are far from correlated)
+    deep_answer: str = "deep"
 
 
 @dataclass
@@ -111,6 +115,7 @@ class TrackResult:
     stage_scores: List[float]
     lost_frames: int = 0     # consecutive LOST frames up to this one (0 while TRACKING)
     redetected: bool = False  # this frame's box comes from the global search (the target was found again)
+    stage_boxes: List[np.ndarray] = field(default_factory=list)   # each exit's answer (x, y, w, h), before bounds
 
 
 def validate_frame(frame) -> np.ndarray:
@@ -141,13 +146,18 @@ def validate_box(box: Sequence[float], width: int, height: int, min_side: float 
 
 
 class DyTracker:
-    def __init__(self, backend: StagedBackend, params: TrackerParams):
+    """backend: the staged graphs (their first exit is NanoTrack's); deep: a deeper stage of another network
+    (FEAR-XS) that replaces the backend's later stages: with it the tracker has two exits, the first exit and it."""
+
+    def __init__(self, backend: StagedBackend, params: TrackerParams, deep: Optional[FearStage] = None):
+        self.backend, self.params, self.deep = backend, params, deep
+        self.num_stages = 2 if deep is not None else backend.num_stages
         if not params.thresholds:
-            params.thresholds = default_thresholds(backend.num_stages)
-        if len(params.thresholds) != backend.num_stages:
-            raise ValueError(f"need {backend.num_stages} exit thresholds, got {len(params.thresholds)}")
-        self.backend, self.params = backend, params
-        self.num_stages = backend.num_stages
+            params.thresholds = default_thresholds(self.num_stages)
+        if len(params.thresholds) != self.num_stages:
+            raise ValueError(f"need {self.num_stages} exit thresholds, got {len(params.thresholds)}")
+        if params.deep_answer not in ("deep", "fuse"):
+            raise ValueError(f"deep_answer must be 'deep' or 'fuse', got {params.deep_answer!r}")
         self.window = None
         self.state = IDLE
         self.box: Optional[np.ndarray] = None
@@ -172,6 +182,8 @@ class DyTracker:
         side = crop_side(b, p.template_factor, p.context_amount)
         self.template = self._network_crop(frame, box_center(b), side, p.template_size)
         self.backend.set_template(self.template)
+        if self.deep is not None:
+            self.deep.initialize(frame, b)
         self.box, self.state, self.growth, self.low_frames, self.recovering = b, TRACKING, 1.0, 0, None
         self.init_size = b[2:].copy()
         self.confident_size = b[2:].copy()     # the global search looks for the target at this size
@@ -191,18 +203,23 @@ class DyTracker:
         last = self.num_stages if force_stages is None else int(np.clip(force_stages, 1, self.num_stages))
         if force_stages is None and self.searching_globally():
             last = 1    # while the whole image is searched the local window only watches with the same first exit
+        boxes = []
         for k in range(last):
-            result = self.backend.run_stage(k, search if k == 0 else None)
-            if k == 0:
-                first_result = result
-            elif p.later_exits == "refine":
-                result.score_map = first_result.score_map
-            elif p.later_exits == "fuse":
-                result.score_map = 0.5 * (first_result.score_map + result.score_map)
-            answer = self._decode(result, center, side)
+            if k == 1 and self.deep is not None:
+                answer = self._deep_answer(frame, first)
+            else:
+                result = self.backend.run_stage(k, search if k == 0 else None)
+                if k == 0:
+                    first_result = result
+                elif p.later_exits == "refine":
+                    result.score_map = first_result.score_map
+                elif p.later_exits == "fuse":
+                    result.score_map = 0.5 * (first_result.score_map + result.score_map)
+                answer = self._decode(result, center, side)
             if k == 0:
                 first = answer
             scores.append(answer.score)
+            boxes.append(answer.box)
             if best is None or answer.score > best.score:
                 best = answer
             if force_stages is None and answer.score >= p.thresholds[k]:
@@ -216,7 +233,9 @@ class DyTracker:
         visible = (box[2] * box[3]) / max(published[2] * published[3], 1e-9)
         present = scores[0] >= p.absent_threshold
         redetected = False
-        confident = answer.score >= p.lost_threshold and visible >= p.min_visible and present
+        # a refining exit (later_exits_steer False) leaves the loop to the first exit: its state too
+        judged = answer.score if p.later_exits_steer else first.score
+        confident = judged >= p.lost_threshold and visible >= p.min_visible and present
         if self.state == LOST and p.redetect:
             # leaving LOST takes what the global search takes: the first exit at >= confirm_threshold on confirm_frames
             # frames in a row (background scores 0.2-0.5 for a frame or two; the real target holds >= 0.5), and the
@@ -260,7 +279,15 @@ class DyTracker:
                     answer = Answer(found.box, found.score)
         return TrackResult(box=box, score=answer.score, stages_run=len(scores), state=self.state,
                            inference_ms=(time.perf_counter() - t0) * 1000.0, stage_scores=scores,
-                           lost_frames=self.low_frames, redetected=redetected)
+                           lost_frames=self.low_frames, redetected=redetected, stage_boxes=boxes)
+
+    def _deep_answer(self, frame: np.ndarray, first: "Answer") -> "Answer":
+        """The deep stage on this frame, its search window placed on the first exit's answer (the first exit's work
+        recycled: where the target is and how large). Its score is its own classification sigmoid."""
+        deep = self.deep.run(frame, self._bound_size(first.box))
+        if self.params.deep_answer == "fuse":
+            return Answer(0.5 * (deep.box + first.box), deep.score)
+        return Answer(deep.box, deep.score)
 
     def search_region(self, frame: np.ndarray):
         """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""

@@ -1,5 +1,6 @@
 """dytrack-ctl, the venv user's `ros2 service call` / `ros2 lifecycle set`: the README's lines, run as written
 against a real node process over DDS."""
+import re
 import subprocess
 import sys
 import threading
@@ -38,11 +39,26 @@ def test_set_target_reset_state_and_lifecycle_from_the_command_line(tmp_path, ti
             code, out = ctl(ns, "set-target", x, y, w, h)
             assert code == 0 and out.startswith("done: initialised on frame"), out
             code, out = ctl(ns, "state")
-            assert code == 0 and "lifecycle: active; tracker: " in out, out
+            assert code == 0 and re.search(r"lifecycle: active; tracker: (tracking|lost) box=\[", out), out
+            # parameters without the ros2 CLI: the README's `param` lines
+            code, out = ctl(ns, "param", "list")
+            assert code == 0 and "exit_thresholds: [" in out and "model_path: " in out, out
+            code, out = ctl(ns, "param", "set", "lost_threshold", "0.2")
+            assert code == 0 and "done: lost_threshold set to 0.2" in out, out
+            code, out = ctl(ns, "param", "get", "lost_threshold")
+            assert code == 0 and out.strip() == "lost_threshold: 0.2", out
+            code, out = ctl(ns, "param", "set", "lost_threshold", "7")               # out of range: the reason
+            assert code == 1 and out.startswith("refused: ") and "lost_threshold" in out, out
+            code, out = ctl(ns, "param", "set", "image_topic", "other")              # read at start
+            assert code == 1 and "restart the node" in out, out
+            code, out = ctl(ns, "param", "get", "no_such_parameter")
+            assert code == 1 and "no parameter 'no_such_parameter'" in out, out
             code, out = ctl(ns, "reset")
             assert code == 0 and "done: tracking stopped" in out, out
             code, out = ctl(ns, "lifecycle", "deactivate")
             assert code == 0 and "deactivate: done; lifecycle: inactive" in out, out
+            code, out = ctl(ns, "state")                          # /diagnostics goes on while inactive
+            assert code == 0 and out.startswith("lifecycle: inactive; tracker: idle"), out
             code, out = ctl(ns, "lifecycle", "deactivate")                    # not from inactive
             assert code == 1 and "refused" in out, out
             code, out = ctl(ns, "lifecycle", "activate")

@@ -151,11 +151,12 @@ def test_readme_namespaced_launch_and_player_lines_work_as_written(tmp_path, dem
 
 
 def test_every_command_is_installed_by_both_build_paths():
-    """setup.py's console_scripts = CMake's four scripts + its DYTRACK_TOOLS list (colcon users get every command)."""
+    """setup.py's console_scripts = CMake's three scripts + its DYTRACK_TOOLS list (colcon users get every command,
+    under the same name)."""
     cmake = open(os.path.join(ROOT, "CMakeLists.txt")).read()
     tools = dict(re.findall(r'"([\w-]+)=([\w.]+)"', cmake.split("set(DYTRACK_TOOLS", 1)[1].split(")", 1)[0]))
-    scripts = {name.replace("dytrack_ctl", "dytrack-ctl"): None
-               for name in re.findall(r"scripts/(\w+)", cmake.split("install(PROGRAMS", 1)[1].split("DESTINATION")[0])}
+    programs = cmake.split("install(PROGRAMS", 1)[1].split("DESTINATION")[0]
+    scripts = {name: None for name in re.findall(r"scripts/(\w+)", programs)}
     entry = {name: target.split(":")[0] for name, target in console_scripts().items()}
     assert set(tools) | set(scripts) == set(entry)
     assert all(entry[name] == module for name, module in tools.items())

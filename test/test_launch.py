@@ -94,6 +94,18 @@ def test_launch_file_starts_the_node_it_describes(tmp_path):
         assert "tracking with onnxruntime" in text, text
         assert "images on /cam/image_raw" in text and "init boxes on /launched/init_box" in text
         assert "[launched.dytrack_tracker]" in text
+        # one node of that name: the launch's `-r __node:=dytrack_tracker` must not rename the ~/set_target helper
+        # node too (issue 36: two /drone/dytrack_tracker nodes, 'Publisher already registered for node name')
+        from ros_harness import RosTestGraph
+        g = RosTestGraph("/launched")
+        try:
+            names = lambda: [(ns, n) for n, ns in g.node.get_node_names_and_namespaces() if ns == "/launched"]
+            assert g.wait_for(lambda _g: ("/launched", "dytrack_tracker_services") in names(), 10), names()
+            time.sleep(0.5)
+            assert names().count(("/launched", "dytrack_tracker")) == 1, names()
+        finally:
+            g.close()
+        assert "already registered" not in open(tmp_path / "launched.log").read()
     finally:
         proc.send_signal(2)
         proc.wait(10)

@@ -14,8 +14,11 @@ class ServiceThread:
     """Serve `name` (a fully qualified service name) with `callback` from a helper node spun in its own thread."""
 
     def __init__(self, node, srv_type, name: str, callback):
+        # no global arguments: a launch's `-r __node:=dytrack_tracker` would rename the helper too, leaving two
+        # nodes of one name in the graph (the service's name is fully qualified, so no remap is needed)
         self.helper = rclpy.create_node(f"{node.get_name()}_services", namespace=node.get_namespace(),
-                                        context=node.context, start_parameter_services=False)
+                                        context=node.context, start_parameter_services=False,
+                                        use_global_arguments=False)
         self.helper.create_service(srv_type, name, callback)
         self.executor = SingleThreadedExecutor(context=node.context)
         self.executor.add_node(self.helper)

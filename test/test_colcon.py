@@ -102,3 +102,19 @@ def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):
     finally:
         g.close()
         stop_process(proc)
+
+
+def test_readme_source_line_runs_the_installed_commands_in_a_fresh_shell(workspace):
+    """The README's `source .venv/bin/activate && source ~/ws/install/setup.bash`, in a shell with nothing else set:
+    the installed commands (`#!/usr/bin/env python3`) get the venv's Python, rclpy and our messages (issue 36: without
+    the venv line they ran the system python3, 'No module named rclpy')."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    line = next(ln.split("#")[0].strip() for ln in readme.splitlines() if ln.strip().startswith("source .venv/bin/"))
+    line = line.replace("~/ws", str(workspace))
+    ctl = workspace / "install" / "dytrack_ros" / "lib" / "dytrack_ros" / "dytrack-ctl"
+    fresh = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin",
+             "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    run = subprocess.run(["bash", "-c", f"cd {ROOT} && {line} && cd / && {ctl} --namespace /nobody_here --timeout 1 "
+                                        "reset"], env=fresh, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "dytrack_tracker/reset is not available" in run.stderr, run.stdout + run.stderr
+

@@ -8,11 +8,13 @@ from setuptools import find_packages, setup
 
 
 def model_files():
-    """Each model folder under models/ is installed as share/dytrack_ros/models/<name>/."""
+    """Every folder under models/ (third_party/fear_xs too) is installed as share/dytrack_ros/models/<path>/: a
+    composed model names its first exit's and FEAR-XS's files by paths relative to its own folder."""
     out = []
-    for folder in sorted(glob.glob("models/*/")):
-        files = [f for f in glob.glob(os.path.join(folder, "*")) if os.path.isfile(f)]
-        out.append((os.path.join("share/dytrack_ros", folder.rstrip("/")), files))
+    for folder, _dirs, names in sorted(os.walk("models")):
+        files = [os.path.join(folder, n) for n in sorted(names)]
+        if files and folder != "models":
+            out.append((os.path.join("share/dytrack_ros", folder), files))
     return out
 
 def package_version() -> str:

@@ -53,7 +53,8 @@ TUNABLE_FIELDS = ("exit_thresholds", "tracker", "threshold_calibration", "max_ab
 TRACKER_SETTING_RANGES = {"window_influence": (0.0, 1.0), "scale_penalty": (0.0, 10.0), "size_lr": (0.0, 1.0),
                           "lost_patience": (0, 10**6), "context_amount": (0.0, 2.0), "absent_threshold": (0.0, 1.0)}
 TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False),
-                           "later_exits_steer": (True, False)}
+                           "later_exits_steer": (True, False), "deep_answer": ("deep", "fuse", "choose")}
+DEEP_STAGE_KINDS = ("fear_xs",)     # networks a manifest may name as its deep stage (tracking/fear_stage.py)
 
 
 def input_convention(model_config: dict) -> dict:
@@ -219,7 +220,7 @@ class Manifest:
                     f"model config) were edited after export, or it was not sealed (model_sha256 missing); only "
                     f"{', '.join(TUNABLE_FIELDS[:2])} may be edited: restore it or re-export the model")
             m.check_normalization()
-        for name in (m.graph_files() if files is None else files):
+        for name in (m.sealed_files() if files is None else files):
             file = m.path(name)
             if not os.path.isfile(file):
                 raise BackendError(f"model file missing: {file}")
@@ -264,6 +265,13 @@ class Manifest:
         if not isinstance(tracker, dict):
             raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker must be an object, found {tracker!r:.60}")
         for key, value in tracker.items():
+            if key == "size_bounds":    # the box's width and height stay within these multiples of the init box
+                if not (isinstance(value, list) and len(value) == 2 and
+                        all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and
+                        0.0 < value[0] <= 1.0 <= value[1] <= 100.0):
+                    raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting size_bounds={value!r:.40} "
+                                       f"must be [low, high] with 0 < low <= 1 <= high <= 100")
+                continue
             if key in TRACKER_SETTING_CHOICES:
                 if not any(value is c or (isinstance(c, str) and value == c) for c in TRACKER_SETTING_CHOICES[key]):
                     raise BackendError(f"{self.folder}/{MANIFEST_NAME}: tracker setting {key}={value!r:.40} is not "
@@ -289,11 +297,37 @@ class Manifest:
     def graph_files(self) -> List[str]:
         return [self.data["template_graph"]] + list(self.data["stage_graphs"])
 
+    def sealed_files(self) -> List[str]:
+        """Every file load() checks: the graphs and, for a composed model, its deep stage's IoU head."""
+        head = (self.deep_stage or {}).get("iou_head")
+        return self.graph_files() + ([head] if head else [])
+
+    @property
+    def deep_stage(self) -> Optional[dict]:
+        """A deeper stage of another network behind the stage graphs' first exit, or None:
+        {"kind": "fear_xs", "folder": its files, relative to this folder, "iou_head": a file here (optional)}."""
+        deep = self.data.get("deep_stage")
+        if deep is None:
+            return None
+        if not isinstance(deep, dict) or deep.get("kind") not in DEEP_STAGE_KINDS or not isinstance(
+                deep.get("folder"), str):
+            raise BackendError(f"{self.folder}/{MANIFEST_NAME}: deep_stage must name a kind "
+                               f"({', '.join(DEEP_STAGE_KINDS)}) and a folder, found {deep!r:.80}")
+        return deep
+
+    def deep_stage_folder(self) -> str:
+        return os.path.normpath(os.path.join(self.folder, self.deep_stage["folder"]))
+
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
 
     @property
     def num_stages(self) -> int:
+        """The tracker's exits: the stage graphs' (or the checkpoint's), plus the deep stage where there is one."""
+        return self.num_graph_stages + (self.deep_stage is not None)
+
+    @property
+    def num_graph_stages(self) -> int:
         if "stage_graphs" in self.data:
             return len(self.data["stage_graphs"])
         return int(self.data["num_stages"])

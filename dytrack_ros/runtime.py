@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 from .backends import create_backend
 from .contract import (CHECKPOINT_NAME, MANIFEST_NAME, TRACKER_SETTING_CHOICES, TRACKER_SETTING_RANGES, BackendError,
                        Manifest)
+from .tracking.fear_stage import DeepIoUHead, FearStage
 from .tracking.tracker import DyTracker, TrackerParams
 
 # tracker settings a model may carry in manifest.json's "tracker" section (the contract lists them with their ranges)
@@ -40,7 +41,9 @@ def tracker_params(manifest: Manifest, thresholds: Optional[Sequence[float]] = N
                            thresholds=list(thresholds) if thresholds else manifest.exit_thresholds,
                            lost_threshold=lost_threshold)
     for key, value in manifest.tracker_settings.items():
-        if key in TUNABLE:   # settings of an older tracker loop (e.g. lost_window_influence) are ignored
+        if key == "size_bounds":
+            params.size_bounds = (float(value[0]), float(value[1]))
+        elif key in TUNABLE:   # settings of an older tracker loop (e.g. lost_window_influence) are ignored
             numeric = key in TRACKER_SETTING_RANGES and value is not None
             setattr(params, key, (int(value) if key == "lost_patience" else float(value)) if numeric else value)
     return params
@@ -49,5 +52,31 @@ def tracker_params(manifest: Manifest, thresholds: Optional[Sequence[float]] = N
 def build_tracker(model_dir: str, backend: str = "auto", device: str = "auto", threads: int = 0,
                   thresholds: Optional[Sequence[float]] = None, search_factor: Optional[float] = None,
                   lost_threshold: float = TrackerParams.lost_threshold, fp16: bool = True) -> DyTracker:
-    params = tracker_params(model_manifest(model_dir), thresholds, search_factor, lost_threshold)
-    return DyTracker(create_backend(backend, model_dir, device=device, threads=threads, fp16=fp16), params)
+    manifest = model_manifest(model_dir)
+    params = tracker_params(manifest, thresholds, search_factor, lost_threshold)
+    staged = create_backend(backend, model_dir, device=device, threads=threads, fp16=fp16)
+    kind = backend if backend != "auto" else staged.name.split("-")[0]   # torch's name carries its device
+    return DyTracker(staged, params, deep=deep_stage(manifest, kind, device, threads))
+
+
+def deep_stage(manifest: Manifest, backend: str, device: str = "auto", threads: int = 0) -> Optional[FearStage]:
+    """The manifest's deep stage (FEAR-XS) on the backend nearest the staged one's, with its IoU head; None if it
+    has none. TensorRT has no engines for FEAR-XS yet: beside it FEAR-XS runs on torch (CUDA) where torch sees a GPU,
+    else on ONNX Runtime."""
+    spec = manifest.deep_stage
+    if spec is None:
+        return None
+    from .backends.fear_backend import create_fear_backend
+    kind, dev = backend, "cpu"
+    if backend in ("torch", "tensorrt"):
+        import torch
+        cuda = torch.cuda.is_available() and device != "cpu"
+        kind, dev = ("torch", "cuda") if cuda else (("torch", "cpu") if backend == "torch" else ("onnxruntime", "cpu"))
+    head = None
+    if spec.get("iou_head"):
+        path = manifest.path(spec["iou_head"])
+        try:
+            head = DeepIoUHead.load(path)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"deep stage IoU head {path} is unreadable: {exc}") from exc
+    return FearStage(create_fear_backend(kind, manifest.deep_stage_folder(), threads, dev), head)

@@ -191,3 +191,45 @@ def test_the_converter_reproduces_the_shipped_files(tmp_path):
                     str(tmp_path)], check=True)
     with open(tmp_path / "graph.json") as f, open(os.path.join(DEFAULT_FEAR_DIR, "graph.json")) as g:
         assert json.load(f) == json.load(g)
+
+
+def compose(tmp_path, **kw):
+    from dytrack_ros.backends.compose import compose_deep_model
+    from dytrack_ros.tracking.fear_stage import DeepIoUHead
+    head = tmp_path / "deep_iou_head.json"
+    DeepIoUHead([2.0, 1.0, 1.0, 2.0, -1.0], -2.5).save(str(head))
+    return compose_deep_model(SHIPPED_MODEL, DEFAULT_FEAR_DIR, str(tmp_path / "composed"), [0.6, 0.0], str(head),
+                              {"deep_answer": "choose", "size_bounds": [0.05, 40.0]}, **kw)
+
+
+def test_a_composed_model_runs_its_deep_stage_on_every_cpu_backend(tmp_path, demo_walker):
+    from dytrack_ros.runtime import build_tracker
+    frames, box, _ = demo_walker
+    m = compose(tmp_path)
+    assert m.num_stages == 2 and m.num_graph_stages == 1 and m.exit_thresholds == [0.6, 0.0]
+    boxes = {}
+    for kind in ("onnxruntime", "openvino", "torch"):
+        t = build_tracker(m.folder, kind, threads=1)
+        assert t.num_stages == 2 and t.deep.iou_head is not None and t.params.size_bounds == (0.05, 40.0)
+        assert t.deep.backend.name == kind
+        t.initialize(frames[0], box)
+        results = [t.track(f, force_stages=2) for f in frames[1:6]]
+        assert all(r.stages_run == 2 and 0.0 <= r.stage_scores[1] <= 1.0 for r in results)
+        boxes[kind] = np.array([r.box for r in results])
+    np.testing.assert_allclose(boxes["openvino"], boxes["onnxruntime"], atol=1.0)
+    np.testing.assert_allclose(boxes["torch"], boxes["onnxruntime"], atol=1.0)
+
+
+def test_a_composed_model_refuses_a_replaced_head_or_an_unknown_deep_stage(tmp_path):
+    from dytrack_ros.contract import Manifest
+    from dytrack_ros.runtime import build_tracker
+    m = compose(tmp_path)
+    with open(m.path("deep_iou_head.json"), "a") as f:
+        f.write(" ")
+    with pytest.raises(BackendError, match="does not match its manifest hash"):
+        build_tracker(m.folder, "onnxruntime", threads=1)
+    data = json.load(open(m.path("manifest.json")))
+    data["deep_stage"]["kind"] = "siamrpn"
+    bad = Manifest(m.folder, data)
+    with pytest.raises(BackendError, match="deep_stage must name a kind"):
+        bad.num_stages

@@ -73,10 +73,12 @@ def create_backend(kind: str, model_dir: str, device: str = "auto", threads: int
     if kind == "torch":
         from ..model.checkpoint import ModelFileError, load_checkpoint
         from .torch_backend import TorchBackend
+        checkpoint = CHECKPOINT_NAME
         if os.path.isfile(os.path.join(model_dir, MANIFEST_NAME)):   # an exported folder: its model.pt is sealed
-            Manifest.load(model_dir, verify_hashes=verify_hashes, files=[CHECKPOINT_NAME])
+            checkpoint = Manifest.read(model_dir).data.get("checkpoint", CHECKPOINT_NAME)   # a composed model's
+            Manifest.load(model_dir, verify_hashes=verify_hashes, files=[checkpoint])
         try:
-            model, _ = load_checkpoint(os.path.join(model_dir, CHECKPOINT_NAME))
+            model, _ = load_checkpoint(os.path.join(model_dir, checkpoint))
         except ModelFileError as exc:
             raise BackendError(str(exc)) from exc
         dev = ("cuda" if _cuda_available() else "cpu") if device == "auto" else device

@@ -18,7 +18,7 @@ class ChainedGraphBackend(StagedBackend):
 
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
-        self.num_stages = manifest.num_stages
+        self.num_stages = manifest.num_graph_stages
         self.input_convention = manifest.normalization
         self._template = self._carry = self._prev_score = None
 

@@ -87,7 +87,7 @@ class TensorRTBackend(StagedBackend):
         self.device = torch.device("cuda", device)
         self.stream = torch.cuda.Stream(self.device)
         self.manifest = manifest
-        self.num_stages = manifest.num_stages
+        self.num_stages = manifest.num_graph_stages
         self.input_convention = manifest.normalization
         self.precision = "fp16" if fp16 else "fp32"
         self.logger = trt.Logger(trt.Logger.WARNING)

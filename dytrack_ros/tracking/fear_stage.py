@@ -15,7 +15,9 @@ the repository's tracker (model_training/tracker/fear_tracker.py there), for the
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -77,13 +79,60 @@ def crop_box_to_image(box, window, size: int = SEARCH_SIZE) -> np.ndarray:
     return np.array([box[0] * sx + window[0], box[1] * sy + window[1], box[2] * sx, box[3] * sy], dtype=np.float64)
 
 
+FEATURES = ("FEAR-XS sigmoid", "FEAR-XS peak margin", "first-exit predicted IoU", "IoU of the two answers",
+            "|log area ratio| of the two answers")
+
+
+def overlap(a, b) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def deep_features(sigmoid: float, margin: float, first_score: float, agreement: float, deep_box, first_box):
+    """What the deep stage's IoU head reads: how sure FEAR-XS is and how alone its peak stands, how sure the first
+    exit was, and how far the two networks agree (place and size)."""
+    area = lambda b: max(float(b[2]) * float(b[3]), 1e-6)
+    return np.array([sigmoid, margin, first_score, agreement, abs(np.log(area(deep_box) / area(first_box)))])
+
+
+@dataclass
+class DeepIoUHead:
+    """A logistic model of FEAR-XS's IoU from `deep_features` (evaluation/deep_score.py fits it on training
+    sequences): its output is on the same scale as the first exit's predicted IoU."""
+    weights: List[float]
+    bias: float
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(np.asarray(features) @ np.asarray(self.weights) + self.bias)))
+
+    @classmethod
+    def load(cls, path: str) -> "DeepIoUHead":
+        with open(path) as f:
+            data = json.load(f)
+        weights, bias = data.get("weights"), data.get("bias")
+        if (not isinstance(weights, list) or len(weights) != len(FEATURES) or
+                not all(isinstance(v, (int, float)) and np.isfinite(v) for v in weights + [bias])):
+            raise ValueError(f"{path}: weights must be {len(FEATURES)} finite numbers and bias one")
+        return cls([float(v) for v in weights], float(bias))
+
+    def save(self, path: str, about: Optional[dict] = None) -> None:
+        with open(path, "w") as f:
+            json.dump({"features": list(FEATURES), "weights": self.weights, "bias": self.bias,
+                       "about": about or {}}, f, indent=1)
+
+
 class FearStage:
     """FEAR-XS behind the first exit: one template at initialisation (FEAR-XS never updates it), then on request a
     search window placed on a given box (the first exit's answer of the same frame)."""
 
-    def __init__(self, backend: DeepStageBackend):
-        self.backend = backend
+    def __init__(self, backend: DeepStageBackend, iou_head: Optional[DeepIoUHead] = None):
+        self.backend, self.iou_head = backend, iou_head
         self.fill = None
+        self.last: Optional[FearAnswer] = None
 
     @property
     def name(self) -> str:
@@ -104,7 +153,8 @@ class FearStage:
         rows, cols = np.mgrid[0:score.shape[0], 0:score.shape[1]]
         far = (np.abs(cols - c) * STRIDE >= crop_box[2]) | (np.abs(rows - r) * STRIDE >= crop_box[3])
         margin = float(score[r, c] - score[far].max()) if far.any() else float(score[r, c])
-        return FearAnswer(crop_box_to_image(crop_box, window), float(score[r, c]), margin, window)
+        self.last = FearAnswer(crop_box_to_image(crop_box, window), float(score[r, c]), margin, window)
+        return self.last
 
 
 class FearLoop:

@@ -24,10 +24,11 @@ import numpy as np
 
 from ..contract import StagedBackend, StageResult, default_thresholds, to_network_input
 from .crops import box_center, clip_box, crop_and_resize, crop_side
-from .fear_stage import FearStage
+from .fear_stage import FearStage, deep_features, overlap
 from .redetect import GlobalSearch
 
 IDLE, TRACKING, LOST = 0, 1, 2
+DEEP_ANSWERS = ("deep", "fuse", "choose")
 STATE_NAMES = {IDLE: "idle", TRACKING: "tracking", LOST: "lost"}
 
 
@@ -101,7 +102,8 @@ class TrackerParams:
     remember_refused: int = 4
     refused_margin: float = 0.15
     # with a deep stage (FEAR-XS, tracking/fear_stage.py) behind the first exit, what its answer publishes: "deep" (its
-    # own box) or "fuse" (its box and the first exit's averaged: two networks' errors that are far from correlated)
+    # own box), "fuse" (its box and the first exit's averaged: two networks' errors that are far from correlated) or
+    # "choose" (the box whose predicted IoU is higher: needs the deep stage's IoU head)
     deep_answer: str = "deep"
 
 
@@ -156,8 +158,10 @@ class DyTracker:
             params.thresholds = default_thresholds(self.num_stages)
         if len(params.thresholds) != self.num_stages:
             raise ValueError(f"need {self.num_stages} exit thresholds, got {len(params.thresholds)}")
-        if params.deep_answer not in ("deep", "fuse"):
-            raise ValueError(f"deep_answer must be 'deep' or 'fuse', got {params.deep_answer!r}")
+        if params.deep_answer not in DEEP_ANSWERS:
+            raise ValueError(f"deep_answer must be one of {', '.join(DEEP_ANSWERS)}, got {params.deep_answer!r}")
+        if params.deep_answer == "choose" and (deep is None or deep.iou_head is None):
+            raise ValueError("deep_answer 'choose' compares predicted IoUs: the deep stage needs its IoU head")
         self.window = None
         self.state = IDLE
         self.box: Optional[np.ndarray] = None
@@ -283,11 +287,22 @@ class DyTracker:
 
     def _deep_answer(self, frame: np.ndarray, first: "Answer") -> "Answer":
         """The deep stage on this frame, its search window placed on the first exit's answer (the first exit's work
-        recycled: where the target is and how large). Its score is its own classification sigmoid."""
+        recycled: where the target is and how large). Its score is its IoU head's prediction where the stage has
+        one (on the first exit's scale), else FEAR-XS's own classification sigmoid."""
         deep = self.deep.run(frame, self._bound_size(first.box))
-        if self.params.deep_answer == "fuse":
-            return Answer(0.5 * (deep.box + first.box), deep.score)
-        return Answer(deep.box, deep.score)
+        score = deep.score
+        if self.deep.iou_head is not None:
+            h, w = frame.shape[:2]
+            seen = lambda b: clip_box(self._bound_size(b), w, h, self.params.min_box_side)
+            d, f = seen(deep.box), seen(first.box)
+            score = float(self.deep.iou_head.predict(deep_features(
+                deep.score, deep.peak_margin, first.score, overlap(d, f), d, f)))
+        mode = self.params.deep_answer
+        if mode == "fuse":
+            return Answer(0.5 * (deep.box + first.box), score)
+        if mode == "choose" and score < first.score:     # the first exit is likelier right: it answers
+            return Answer(first.box, first.score)
+        return Answer(deep.box, score)
 
     def search_region(self, frame: np.ndarray):
         """This frame's search crop around the state box (converted for the backend), its centre and side in pixels."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -92,6 +93,62 @@ def fit(rec: dict, steps: int = 3000, weight_decay: float = 1e-3) -> DeepIoUHead
     return DeepIoUHead(weights.tolist(), bias)
 
 
+def policy_boxes(rec: dict, t: float, mode: str, head: Optional[DeepIoUHead] = None) -> np.ndarray:
+    """The box each recorded frame publishes under threshold t: the first exit's where its score clears t (or the
+    whole image is being searched, or the search found the target), else FEAR-XS's ("deep"), the two averaged
+    ("fuse") or the likelier one by predicted IoU ("choose"). Exact for a loop the first exit steers."""
+    deep_runs = (rec["first_score"] < t) & ~rec["global_search"] & ~rec["redetected"]
+    out = rec["first_box"].astype(np.float64).copy()
+    if mode == "deep":
+        take = deep_runs
+        out[take] = rec["deep_box"][take]
+    elif mode == "fuse":
+        out[deep_runs] = 0.5 * (rec["first_box"][deep_runs] + rec["deep_box"][deep_runs])
+    else:
+        predicted = head.predict(deep_feature_matrix(rec))
+        take = deep_runs & (predicted >= rec["first_score"])
+        out[take] = rec["deep_box"][take]
+    out[rec["redetected"]] = rec["published"][rec["redetected"]]
+    return out, deep_runs
+
+
+def evaluate(rec: dict, suite, head: DeepIoUHead, thresholds, modes=("deep", "fuse", "choose")) -> dict:
+    """AUC per sequence for each mode and threshold, and the threshold chosen leave-one-sequence-out."""
+    from .metrics import score_sequence
+    from .runner import choose_threshold
+    table = {}
+    for mode in modes:
+        for t in thresholds:
+            boxes, deep_runs = policy_boxes(rec, t, mode, head)
+            aucs, shares = [], []
+            for k, seq in enumerate(suite):
+                rows = rec["seq"] == k
+                pred = np.vstack([seq.boxes[:1], boxes[rows]])
+                aucs.append(score_sequence(pred, seq.boxes, seq.visible).auc)
+                shares.append(float(deep_runs[rows].mean()))
+            table[(mode, t)] = (aucs, shares)
+    out = {}
+    for mode in modes:
+        per_t = {t: table[(mode, t)] for t in thresholds}
+        n = len(suite)
+        chosen, loo_auc, loo_share = [], [], []
+        for i in range(n):
+            others = lambda v: float(np.mean(v[:i] + v[i + 1:]))
+            full = others(per_t[max(thresholds)][0])
+            t = choose_threshold({t: others(a) for t, (a, _) in per_t.items()},
+                                 {t: others(sh) for t, (_, sh) in per_t.items()}, full)
+            chosen.append(t)
+            loo_auc.append(per_t[t][0][i])
+            loo_share.append(per_t[t][1][i])
+        out[mode] = {"sweep": {str(t): {"auc": float(np.mean(a)), "deep_share": float(np.mean(sh)),
+                                        "per_sequence_auc": dict(zip([s.name for s in suite], a))}
+                               for t, (a, sh) in per_t.items()},
+                     "leave_one_out": {"auc": float(np.mean(loo_auc)), "deep_share": float(np.mean(loo_share)),
+                                       "chosen": chosen,
+                                       "per_sequence_auc": dict(zip([s.name for s in suite], loo_auc))}}
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -105,7 +162,27 @@ def main(argv=None) -> int:
     f = sub.add_parser("fit")
     f.add_argument("--records", required=True)
     f.add_argument("--out", required=True)
+    e = sub.add_parser("evaluate", help="every threshold and answer mode from one held-out recording")
+    e.add_argument("--records", required=True)
+    e.add_argument("--head", required=True)
+    e.add_argument("--split", default="validation+calibration")
+    e.add_argument("--real", default=None)
+    e.add_argument("--thresholds", type=float, nargs="*", default=[0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01])
+    e.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.cmd == "evaluate":
+        rec = dict(np.load(args.records))
+        suite = load_split(args.split, args.real)
+        if [s.name for s in suite] != list(rec["names"]):
+            raise SystemExit("the recording's sequences differ from the split's")
+        res = evaluate(rec, suite, DeepIoUHead.load(args.head), args.thresholds)
+        with open(args.out, "w") as fh:
+            json.dump(res, fh, indent=1)
+        for mode, r in res.items():
+            print(mode, {t: round(100 * v["auc"], 1) for t, v in r["sweep"].items()},
+                  "LOO", round(100 * r["leave_one_out"]["auc"], 1), "deep share",
+                  round(100 * r["leave_one_out"]["deep_share"], 1))
+        return 0
     if args.cmd == "record":
         rec = record(args.model, args.fear, args.split, args.real, args.threads)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

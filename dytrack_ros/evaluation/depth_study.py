@@ -26,7 +26,7 @@ from ..backends.fear_backend import DEFAULT_FEAR_DIR, create_fear_backend
 from ..contract import DEFAULT_MODEL_DIR
 from ..data.realdata import HELD_OUT, load_split
 from ..runtime import build_tracker, model_manifest, tracker_params
-from ..tracking.fear_stage import FearLoop, FearStage
+from ..tracking.fear_stage import DeepIoUHead, FearLoop, FearStage
 from ..tracking.tracker import DyTracker
 from . import machine
 from .peers import NanoTrackReference
@@ -39,10 +39,13 @@ WIDE_SIZE_BOUNDS = (0.05, 40.0)
 DESIGNS = {"A: FEAR-XS answers and steers": dict(deep_answer="deep", later_exits_steer=True,
                                                  size_bounds=WIDE_SIZE_BOUNDS),
            "B: fused refinement, first exit steers": dict(deep_answer="fuse", later_exits_steer=False,
-                                                          size_bounds=WIDE_SIZE_BOUNDS)}
+                                                          size_bounds=WIDE_SIZE_BOUNDS),
+           # needs --iou-head (evaluation/deep_score.py fit on the training sequences)
+           "C: the likelier answer by predicted IoU answers and steers": dict(
+               deep_answer="choose", later_exits_steer=True, size_bounds=WIDE_SIZE_BOUNDS)}
 
 
-def fear_tracker(model_dir: str, fear_dir: str, threads: int, **settings) -> DyTracker:
+def fear_tracker(model_dir: str, fear_dir: str, threads: int, iou_head: str = "", **settings) -> DyTracker:
     """The shipped model's first exit with FEAR-XS as the second (and last) exit."""
     params = tracker_params(model_manifest(model_dir))
     for key, value in settings.items():
@@ -51,7 +54,8 @@ def fear_tracker(model_dir: str, fear_dir: str, threads: int, **settings) -> DyT
     params.later_exits = "own"
     params.thresholds = []                # two exits now: set per run
     backend = create_backend("onnxruntime", model_dir, threads=threads)
-    return DyTracker(backend, params, deep=FearStage(create_fear_backend("onnxruntime", fear_dir, threads)))
+    head = DeepIoUHead.load(iou_head) if iou_head else None
+    return DyTracker(backend, params, deep=FearStage(create_fear_backend("onnxruntime", fear_dir, threads), head))
 
 
 def design_variants(tracker: DyTracker, label: str, thresholds) -> dict:
@@ -77,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--real", default=None, help="OTB-layout folder with the real sequences (default: .data/realdata)")
     p.add_argument("--sequences", nargs="*", default=[], help="only these sequences (a quick look, not the study)")
     p.add_argument("--thresholds", type=float, nargs="*", default=[0.4, 0.5, 0.6, 0.7, 0.8])
+    p.add_argument("--designs", nargs="*", default=["A", "B"], help="which designs (letters of DESIGNS)")
+    p.add_argument("--iou-head", default="", help="the deep stage's IoU head (design C needs it)")
     p.add_argument("--out", default="benchmarks")
     return p.parse_args(argv)
 
@@ -99,7 +105,9 @@ def main(argv=None) -> int:
                "sequences": [s.name for s in suite], "frames": int(sum(len(s) - 1 for s in suite)),
                "baselines": evaluate_variants(baselines, suite, shipped.num_stages, "baselines"), "designs": {}}
     for label, settings in DESIGNS.items():
-        tracker = fear_tracker(args.model, args.fear, args.threads, **copy.deepcopy(settings))
+        if label[0] not in args.designs:
+            continue
+        tracker = fear_tracker(args.model, args.fear, args.threads, args.iou_head, **copy.deepcopy(settings))
         results["designs"][label] = evaluate_variants(design_variants(tracker, label, args.thresholds), suite, 2,
                                                       label[:1])
     os.makedirs(args.out, exist_ok=True)

@@ -49,6 +49,7 @@ setup(
         "play_video = dytrack_ros.ros.play_video:main",
         "target_picker = dytrack_ros.ros.target_picker:main",
         "dytrack-ctl = dytrack_ros.ros.ctl:main",
+        "dytrack-launch = dytrack_ros.ros.launcher:main",
         "dytrack-train = dytrack_ros.training.train:main",
         "dytrack-export = dytrack_ros.backends.export:main",
         "dytrack-eval = dytrack_ros.evaluation.model_card:main",

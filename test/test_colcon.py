@@ -117,4 +117,10 @@ def test_readme_source_line_runs_the_installed_commands_in_a_fresh_shell(workspa
     run = subprocess.run(["bash", "-c", f"cd {ROOT} && {line} && cd / && {ctl} --namespace /nobody_here --timeout 1 "
                                         "reset"], env=fresh, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "dytrack_tracker/reset is not available" in run.stderr, run.stdout + run.stderr
+    # dytrack-launch finds the installed launch file and parameter file through the ament index
+    launch = workspace / "install" / "dytrack_ros" / "lib" / "dytrack_ros" / "dytrack-launch"
+    run = subprocess.run(["bash", "-c", f"cd {ROOT} && {line} && cd / && {launch} tracker.launch.py --print "
+                                        "namespace:=/drone"], env=fresh, capture_output=True, text=True, timeout=120)
+    share = workspace / "install" / "dytrack_ros" / "share" / "dytrack_ros"
+    assert run.returncode == 0 and f"--params-file {share}/config/tracker.yaml" in run.stdout, run.stdout + run.stderr
 

@@ -172,3 +172,35 @@ def test_every_command_is_installed_by_both_build_paths():
     entry = {name: target.split(":")[0] for name, target in console_scripts().items()}
     assert set(tools) | set(scripts) == set(entry)
     assert all(entry[name] == module for name, module in tools.items())
+
+
+def test_launcher_knows_every_node_executable_the_launch_files_name():
+    from dytrack_ros.ros.launcher import EXECUTABLES
+    scripts = console_scripts()
+    assert all(scripts[name].split(":")[0] == module for name, module in EXECUTABLES.items())
+    for name in ("tracker.launch.py", "follow.launch.py"):
+        text = open(os.path.join(ROOT, "launch", name)).read()
+        ours = set(re.findall(r'package="dytrack_ros", executable="(\w+)"', text))
+        assert ours and ours <= set(EXECUTABLES), (name, ours)
+
+
+def test_dytrack_launch_runs_the_launch_file_without_ros2_and_stops_on_ctrl_c(tmp_path):
+    """`dytrack-launch tracker.launch.py namespace:=... image:=...` (README, for users without the ros2 CLI): the node
+    starts as the launch file describes it; SIGINT stops it cleanly; an unknown argument is refused."""
+    cmd = [sys.executable, "-m", "dytrack_ros.ros.launcher", "tracker.launch.py", "namespace:=/dl_test",
+           "image:=/dl_test/camera/image_raw", f"model_path:={SHIPPED_MODEL}", "backend:=onnxruntime"]
+    bad = subprocess.run(cmd[:4] + ["nope:=1"], cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown launch argument(s) ['nope']" in bad.stderr, bad.stderr
+    log_path = tmp_path / "launch.log"
+    proc = subprocess.Popen(cmd, cwd="/", env=ros_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            text = log_path.read_text()
+            if "tracking with onnxruntime" in text or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert "[dl_test.dytrack_tracker]" in text and "images on /dl_test/camera/image_raw" in text, text
+    finally:
+        proc.send_signal(2)
+        assert proc.wait(20) == 0, log_path.read_text()
+

@@ -375,7 +375,7 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def run(argv=None) -> List[Summary]:
     args = parse_args(argv)
     from ..data.sequences import read_otb_sequence
     summaries = []
@@ -394,6 +394,11 @@ def main(argv=None):
         print(f"mean of {len(summaries)} sequences, {total.lost_onsets} LOST onsets:", flush=True)
     print(total.line(), flush=True)      # the summary line, last (the mean over sequences when several)
     return summaries
+
+
+def main(argv=None) -> int:
+    run(argv)
+    return 0
 
 
 if __name__ == "__main__":

@@ -186,6 +186,7 @@ def test_the_page_explains_a_refused_box(lone_picker):
     base, token, _ = lone_picker
     status, page = request(base, f"/?token={token}", token=False)
     assert status == 200 and b"target picker" in page
+    assert b"Drag a box around the target on the picture to track it" in page      # says how to pick
     status, answer = request(base, "/target", "POST", json.dumps({"x": 1, "y": 2, "width": 30, "height": 40}),
                              token=token)
     assert not answer["success"] and "not available" in answer["message"]

@@ -51,6 +51,8 @@ PAGE = """<!doctype html>
  button { font-size: 1em; margin: 8px 0; }
 </style></head>
 <body>
+<p id="help">Drag a box around the target on the picture to track it (the tracker's answer shows below);
+Reset stops tracking.</p>
 <div id="view"><img id="frame" alt="waiting for the camera" draggable="false"><div id="drag"></div></div>
 <div><button id="reset">Reset</button></div>
 <div id="status"><span>state: <b id="state">-</b></span><span>stage: <b id="stage">-</b></span>

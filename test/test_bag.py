@@ -137,3 +137,28 @@ def test_an_intact_bag_plays_cleanly(tmp_path, demo_walker, storage):
     write_bag(bag, demo_walker[0][:6], "/cam/image", storage=storage)
     code, out = play_bag_alone(bag)
     assert code == 0 and "damaged" not in out and "corrupt" not in out, out
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_test_bag_is_written_from_a_video_and_plays(tmp_path, demo_walker, compressed):
+    """`play_video --video clip.mp4 --write-bag DIR` (README): the video's frames in a rosbag2 folder the player reads
+    back (and `ros2 bag play` would); no ROS graph involved."""
+    import cv2
+    frames = demo_walker[0][:6]
+    clip = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 15, frames[0].shape[1::-1])
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    bag = str(tmp_path / "test_bag")
+    run = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.play_video", "--video", clip, "--write-bag", bag,
+                          *(["--compressed"] if compressed else [])], cwd=ROOT, env=ros_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "wrote 6 frames to" in run.stdout, run.stdout + run.stderr
+    kind = "CompressedImage" if compressed else "Image"
+    code, out = play_bag_alone(bag)
+    assert code == 0 and f"playing /camera/image_raw (sensor_msgs/msg/{kind}, 6 frames)" in out, out
+    again = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.play_video", "--video", clip, "--write-bag", bag],
+                           cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "exists" in again.stderr, again.stderr      # never overwrites a bag
+

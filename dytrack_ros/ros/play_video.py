@@ -67,7 +67,40 @@ def parse_args(argv=None):
     p.add_argument("--output", default="", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--wait-timeout", type=float, default=60.0, help="seconds to wait for a subscriber")
     p.add_argument("--linger", type=float, default=1.5, help="seconds to keep receiving results after the last frame")
+    p.add_argument("--write-bag", default="", metavar="DIR",
+                   help="write the frames to a new rosbag2 folder (sqlite3) instead of playing them: a test bag "
+                        "from a video; topic --bag-topic (default /camera/image_raw), Image bgr8 or with "
+                        "--compressed JPEG CompressedImage, stamped at the video's frame rate (or --rate)")
     return p.parse_args(argv)
+
+
+def write_bag(path: str, source, fps: float, topic: str, compressed: bool, frame_id: str, max_frames: int = 0) -> int:
+    """Write frames to a new rosbag2 folder (rosbags' writer: no ROS install needed); returns how many."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    if os.path.exists(path):
+        sys.exit(f"play_video: {path} exists; --write-bag makes a new bag folder")
+    ts = get_typestore(Stores.ROS2_KILTED)
+    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    kind = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    t0, period, n = time.time_ns(), int(1e9 / fps), 0
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection(topic, kind, typestore=ts)
+        for frame in source:
+            if 0 < max_frames <= n:
+                break
+            t = t0 + n * period
+            header = Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), frame_id=frame_id)
+            if compressed:
+                data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+                msg = ts.types[kind](header=header, format="jpeg", data=np.frombuffer(data.tobytes(), np.uint8))
+            else:
+                h, w = frame.shape[:2]
+                msg = ts.types[kind](header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3,
+                                     data=np.frombuffer(np.ascontiguousarray(frame).tobytes(), np.uint8))
+            writer.write(conn, t, ts.serialize_cdr(msg, kind))
+            n += 1
+    return n
 
 
 class Player(Node):
@@ -272,6 +305,13 @@ def main(argv=None):
     args = parse_args(argv)
     source, fps = bag_frames(args.bag, args.bag_topic) if args.bag else video_frames(args.video)
     fps = args.rate or fps
+    if args.write_bag:
+        topic = args.bag_topic or "/camera/image_raw"
+        n = write_bag(args.write_bag, source, fps, topic, args.compressed, args.frame_id, args.max_frames)
+        print(f"wrote {n} frames to {args.write_bag} ({topic}, {fps:.1f} fps)", flush=True)
+        if not n:
+            sys.exit(f"play_video: no frame read, nothing written to {args.write_bag}")
+        return 0
     rclpy.init()
     node = Player(args)
     deadline = time.monotonic() + args.wait_timeout

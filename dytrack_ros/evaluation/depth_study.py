@@ -42,7 +42,9 @@ DESIGNS = {"A: FEAR-XS answers and steers": dict(deep_answer="deep", later_exits
                                                           size_bounds=WIDE_SIZE_BOUNDS),
            # needs --iou-head (evaluation/deep_score.py fit on the training sequences)
            "C: the likelier answer by predicted IoU answers and steers": dict(
-               deep_answer="choose", later_exits_steer=True, size_bounds=WIDE_SIZE_BOUNDS)}
+               deep_answer="choose", later_exits_steer=True, size_bounds=WIDE_SIZE_BOUNDS),
+           "D: as C, the first exit's size bounds (0.2-5x the init box) kept": dict(
+               deep_answer="choose", later_exits_steer=True)}
 
 
 def fear_tracker(model_dir: str, fear_dir: str, threads: int, iou_head: str = "", **settings) -> DyTracker:

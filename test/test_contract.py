@@ -107,7 +107,13 @@ def test_editable_fields_stay_editable(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle, folder)
     m = Manifest.read(folder)
     m.update(exit_thresholds=[0.3, 0.7, 0.0], tracker={"window_influence": 0.3, "lost_patience": None})
-    assert create_backend("onnxruntime", folder).num_stages == 3
+    saved = json.load(open(os.path.join(folder, MANIFEST_NAME)))          # what is on disk, not what is in memory
+    assert saved["exit_thresholds"] == [0.3, 0.7, 0.0]
+    assert saved["tracker"] == {"window_influence": 0.3, "lost_patience": None}
+    backend = create_backend("onnxruntime", folder)                        # and the seal still accepts the edit
+    assert backend.num_stages == 3
+    assert backend.manifest.exit_thresholds == [0.3, 0.7, 0.0]
+    assert backend.manifest.tracker_settings == {"window_influence": 0.3, "lost_patience": None}
     with pytest.raises(ValueError, match="define the model"):
         m.update(search_factor=5.0)
 

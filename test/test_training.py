@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 
 from conftest import ROOT, tiny_config
 from dytrack_ros.model import load_checkpoint
@@ -26,7 +27,7 @@ def run_train(out, steps, extra=(), launcher=(sys.executable, "-m")):
 def test_train_logs_checkpoints_and_resumes(tmp_path):
     out = str(tmp_path / "run")
     run_train(out, 3)
-    _, extra = load_checkpoint(os.path.join(out, "last.pt"))
+    at3, extra = load_checkpoint(os.path.join(out, "last.pt"))
     assert extra["step"] == 3
     rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
     assert [int(r["step"]) for r in rows] == [0, 1, 2]
@@ -36,8 +37,20 @@ def test_train_logs_checkpoints_and_resumes(tmp_path):
     assert [int(x["step"]) for x in csv.DictReader(open(os.path.join(out, "log.csv")))] == [0, 1, 2, 3, 4]
     final, extra = load_checkpoint(os.path.join(out, "final.pt"))
     assert extra["step"] == 5
-    # the pretrained stem stays frozen, the transformer moved
+    # the pretrained stem stays frozen (every tensor, BatchNorm statistics included, equal to the published weights
+    # after 5 steps and equal between steps 3 and 5), the transformer moved
     assert final.cfg.freeze_stem
+    from dytrack_ros.model import DyTrackNet
+    published = DyTrackNet(tiny_config()).stem.state_dict()
+    before, after = at3.state_dict(), final.state_dict()
+    stem_keys = [k for k in after if k.startswith("stem.")]
+    assert len(stem_keys) == len(published) > 0
+    changed = [k for k in stem_keys if not torch.equal(after[k], published[k[len("stem."):]])
+               or not torch.equal(after[k], before[k])]
+    assert not changed, f"{len(changed)} stem tensors changed in training, e.g. {changed[:3]}"
+    moved = [k for k in after if not k.startswith("stem.") and after[k].is_floating_point()
+             and not torch.equal(after[k], before[k])]
+    assert len(moved) > 10, "the transformer should move between steps 3 and 5"
 
 
 def test_ablation_flags_reach_the_model(tmp_path):

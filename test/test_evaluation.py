@@ -84,13 +84,27 @@ def write_otb_folder(root, suite, absent=()):
         (write / "groundtruth_rect.txt").write_text("\n".join(rows) + "\n")
 
 
+def main_table(text: str, suite_name: str) -> dict:
+    """RESULTS.md's main table of one suite: tracker name -> its other cells (AUC first), as printed."""
+    section = text.split(f"## {suite_name}\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| tracker | AUC |")) + 2
+    rows = {}
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
 def test_benchmark_command_writes_results_and_charts(tiny_bundle, tmp_path):
     from dytrack_ros.evaluation import benchmark
     out = tmp_path / "bench"
     write_otb_folder(tmp_path / "otb", generated_suite(2, 12, seed=77), absent={6, 7})
     benchmark.main(["--model", tiny_bundle, "--out", str(out), "--real", "", "--dataset", f"otb:{tmp_path / 'otb'}",
-                    "--photo-sequences", "1", "--length", "8", "--thresholds", "0.5", "--peers", "KCF", "MOSSE",
-                    "CSRT", "--video-frames", "5", "--threads", "1"])
+                    "--photo-sequences", "1", "--length", "8", "--thresholds", "0.5", "0", "1.5", "--peers", "KCF",
+                    "MOSSE", "CSRT", "--video-frames", "5", "--threads", "1"])
     text = (out / "RESULTS.md").read_text()
     for row in ("DyTrack exit 1 forced", "DyTrack exit 3 forced (full depth)", "DyTrack dynamic t=0.50", "| KCF |",
                 "| MOSSE |", "| CSRT |", "machine:", "forward-backward", "Per-sequence success AUC",
@@ -102,8 +116,34 @@ def test_benchmark_command_writes_results_and_charts(tiny_bundle, tmp_path):
         assert cv2.imread(str(out / png)) is not None
     res = json.load(open(out / "results.json"))
     otb = next(iter(res["suites"].values()))
+    # RESULTS.md's main table is results.json, as printed: AUC, precision and mean stages of every row of each suite
+    for suite_name, suite in res["suites"].items():
+        rows = main_table(text, suite_name)
+        assert set(rows) == set(suite), suite_name
+        for name, r in suite.items():
+            cells = rows[name]
+            assert cells[0] == f"{100 * r['auc']:.1f}", (suite_name, name, "AUC")
+            assert cells[1] == f"{100 * r['precision']:.1f}", (suite_name, name, "precision")
+            if "mean_stages" in r:
+                assert cells[7] == f"{r['mean_stages']:.2f}", (suite_name, name, "mean stages")
+        # the stage counts follow the policy: mean stages is the mean of the stage shares, a forced exit k runs k
+        # stages on every frame, threshold 0 stops at the first exit (as exit 1 forced), a threshold above any score
+        # runs every stage (as full depth), and threshold 0.5 lies in between
+        k = 3
+        for name, r in suite.items():
+            if "stage_share" in r:
+                assert len(r["stage_share"]) == k and abs(sum(r["stage_share"]) - 1) < 1e-9, name
+                assert abs(r["mean_stages"] - sum((i + 1) * x for i, x in enumerate(r["stage_share"]))) < 1e-9, name
+        for stage in range(1, k + 1):
+            r = suite[f"DyTrack exit {stage} forced" + (" (full depth)" if stage == k else "")]
+            assert r["mean_stages"] == stage and r["stage_share"][stage - 1] == 1.0
+        first, full = suite["DyTrack exit 1 forced"], suite[f"DyTrack exit {k} forced (full depth)"]
+        never, always = suite["DyTrack dynamic t=0.00"], suite["DyTrack dynamic t=1.50"]
+        assert never["mean_stages"] == 1.0 and never["auc"] == first["auc"], suite_name
+        assert always["mean_stages"] == k and always["auc"] == full["auc"], suite_name
+        mid = suite["DyTrack dynamic t=0.50"]
+        assert 1.0 < mid["mean_stages"] < k, (suite_name, mid["stage_share"])
     r = otb["DyTrack dynamic t=0.50"]
-    assert abs(sum(r["stage_share"]) - 1) < 1e-9 and 1 <= r["mean_stages"] <= 3
     assert set(r["per_sequence_auc"]) == {s for s in os.listdir(tmp_path / "otb")}
     lf = r["lost_and_found"]
     assert lf["absent_frames"] == 4 and lf["visible_frames"] == 2 * 11 - 4

@@ -75,6 +75,35 @@ def test_follows_the_demo_walker_until_the_crossing(demo_walker):
     assert min(ious.values()) > 0.5, ious
 
 
+def test_the_dynamic_policy_on_the_demo_video_follows_the_scores(demo_walker):
+    """Real video, every run: the exit policy as the frames' own scores say it must go. With every early threshold
+    at 1.0 (no predicted IoU reaches it) each frame runs every stage; at 0.75 some frames stop at the first exit and
+    some go deeper; at the calibrated thresholds, and in every case, a frame ran n stages exactly when the exits before
+    its last scored under their thresholds and the last one met its own (or was the last stage), and the answer is
+    the best-scored exit's (manifest: best_scored)."""
+    frames, init, _ = demo_walker
+    k = Manifest.read(SHIPPED_MODEL).num_stages
+    calibrated = Manifest.read(SHIPPED_MODEL).exit_thresholds
+    runs = {}
+    for name, thresholds in (("calibrated", calibrated), ("0.75", [0.75] * (k - 1) + [0.0]),
+                             ("1.0", [1.0] * (k - 1) + [0.0])):
+        tracker = build_tracker(SHIPPED_MODEL, "onnxruntime", threads=1, thresholds=thresholds)
+        assert tracker.params.thresholds == thresholds and tracker.params.best_scored
+        tracker.initialize(frames[0], init)
+        results = [tracker.track(frames[i]) for i in range(1, 21)]
+        for i, r in enumerate(results, 1):
+            n, s = r.stages_run, r.stage_scores
+            where = (name, i, n, [round(x, 3) for x in s])
+            assert r.lost_frames == 0 and len(s) == n and 1 <= n <= k, where
+            assert all(s[j] < thresholds[j] for j in range(n - 1)), where          # went on only when in doubt
+            assert n == k or s[n - 1] >= thresholds[n - 1], where                  # stopped only when confident
+            assert r.score == max(s), where                                       # the best-scored exit answers
+        runs[name] = [r.stages_run for r in results]
+    assert runs["1.0"] == [k] * 20, runs["1.0"]
+    assert 1 in runs["0.75"] and max(runs["0.75"]) > 1, runs["0.75"]
+    assert runs["calibrated"].count(1) >= 15, runs["calibrated"]     # the calibrated policy mostly stops at exit 1
+
+
 # --- the figures quoted in README, card and RESULTS.md are the measurements (benchmarks/results.json, the manifest) ---
 
 def _flat(path: str) -> str:

@@ -358,3 +358,40 @@ def test_a_frame_stamped_in_the_future_is_no_new_stream():
     for t in (now - 300, now - 200, now + 86_400 * 10**9, now - 100):
         camera_frame(s, t)
     assert not logs and len(s._recent) == 4
+
+
+def test_a_waiting_box_expires_once_the_camera_was_seen_but_waits_for_ever_at_start_up():
+    """Issue 37, item 1: a box waiting for a fresh frame (the camera went out, or sends only refused frames) was
+    applied 10 s later to whatever was then at that place."""
+    s = Scheduler(buffer=5, stale_after=0.5, init_timeout=0.2)
+    waiting, answers = init(), []
+    waiting.reply = lambda ok, text: answers.append((ok, text))
+    s.put_init(waiting)                                      # before the camera's first frame: no limit
+    time.sleep(0.3)
+    assert s.next_work(0) is None and "waiting" in s.waiting_init() and "expires" not in s.waiting_init()
+    frame(s, 7)
+    assert s.next_work(0).init is waiting                    # the first frame takes it
+    frame(s, 8, received=time.perf_counter() - 10)           # the camera went out 10 s ago
+    s.next_work(0)
+    late = init(box=(5, 6, 7, 8))
+    late.reply = lambda ok, text: answers.append((ok, text))
+    s.put_init(late)
+    assert s.next_work(0) is None and "expires after 0.2 s" in s.waiting_init()
+    time.sleep(0.3)
+    w = s.next_work(0)
+    assert w.init is None and "box [5.0, 6.0, 7.0, 8.0] expired after waiting" in w.init_expired
+    assert "init_box_timeout 0.2 s" in w.init_expired and "the newest image is 10." in w.init_expired
+    assert answers == [(False, w.init_expired)] and s.expired_inits == 1 and s.waiting_init() == "none"
+    frame(s, 9)                                              # a fresh frame: nothing left to apply
+    assert s.next_work(0).init is None
+    frame(s, 10, received=time.perf_counter() - 1)
+    s.next_work(0)
+    s.put_init(init(box=(1, 1, 3, 3)))                       # frames come, but the node refuses them
+    s.next_work(0)
+    for _ in range(3):
+        s.frame_refused("8x8 is smaller than 32 px on a side", time.perf_counter())
+    assert s.frames_refused() == "the last 3 frames were refused: 8x8 is smaller than 32 px on a side"
+    time.sleep(0.3)
+    w = s.next_work(0)
+    assert w.init is None and w.init_expired.endswith("the last 3 frames were refused: 8x8 is smaller than 32 px "
+                                                      "on a side; send it again")

@@ -173,6 +173,7 @@ class TrackerNode(LifecycleNode):
                 check_frame_size(int(msg.width), int(msg.height), self.p)
                 frame = image_to_bgr(msg)
         except ImageConversionError as exc:
+            self.scheduler.frame_refused(str(exc), time.perf_counter())
             return self.bad("compressed image" if isinstance(msg, CompressedImage) else "image", exc)
         self.stats.received(replaced=self.scheduler.put_frame(stamp_ns(msg.header), msg.header, frame,
                                                               time.perf_counter()))

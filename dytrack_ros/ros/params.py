@@ -43,6 +43,7 @@ class NodeParams:
     min_image_side: int = 32                   # smaller frames are refused (a 1x1 or 8x8 "frame" is no camera image)
     future_tolerance: float = 1.0              # init boxes stamped further ahead of the node's clock are refused
     max_init_frame_age: float = 2.0            # an init box is not applied to a frame older than its stamp by more
+    init_box_timeout: float = 5.0              # a box waiting for a frame expires after this, once the camera was seen
     redetect: bool = TrackerParams.redetect                      # search the whole frame after a lost spell
     redetect_patience: int = TrackerParams.redetect_patience    # LOST frames before the global search starts
     redetect_windows: int = TrackerParams.redetect_windows      # first-exit windows per LOST frame (the budget)
@@ -81,6 +82,9 @@ DESCRIPTIONS = {
     "future_tolerance": ("init boxes stamped further ahead of the node's clock (s) are refused", (0.0, 3600.0)),
     "max_init_frame_age": ("an init box is refused when the newest frame not after its stamp is older than its stamp "
                            "by more than this (s)", (0.0, 3600.0)),
+    "init_box_timeout": ("seconds an init box may wait for a frame to be applied to once the camera has been seen (a "
+                         "frame taken or refused); then it is dropped with a log line and /diagnostics says so. Before "
+                         "the camera's first frame a box waits without a limit", (0.1, 3600.0)),
     "autostart": ("configure and activate at start; false: stay unconfigured until a lifecycle manager (or `ros2 "
                   "lifecycle set`) moves it", None),
     "redetect": ("after a lost spell, search the whole frame with the first exit and take the target back once "

@@ -56,6 +56,7 @@ class Work:
     frame: Optional[Frame] = None             # newest unprocessed frame (None: nothing to track)
     dropped: int = 0                          # frames replaced before they were processed, since the last Work
     new_camera: str = ""                      # the frames now come from another camera (frame_id or size): why
+    init_expired: str = ""                    # a waiting box was dropped (init_box_timeout): why
 
 
 class ResetMemory:
@@ -152,7 +153,7 @@ class Scheduler:
     def __init__(self, buffer: int, reset_memory: Optional[ResetMemory] = None,
                  log: Callable[[str], None] = lambda _m: None, stale_after: float = 2.0,
                  now_ns: Optional[Callable[[], int]] = None, future_tolerance_ns: int = 0,
-                 max_frame_age_ns: int = 2 * 10**9):
+                 max_frame_age_ns: int = 2 * 10**9, init_timeout: float = 5.0):
         self._cv = threading.Condition()
         self._latest: Optional[Frame] = None
         self._recent = collections.deque(maxlen=buffer)
@@ -171,6 +172,13 @@ class Scheduler:
         self.max_frame_age_ns = max_frame_age_ns  # a box is not applied to a frame this much older than its stamp
         self._stream_start: Optional[Tuple[int, str]] = None   # (first stamp, why) of the stream that started last
         self._new_camera = ""                     # set by put_frame, taken by next_work: the tracker must stop
+        # a box waiting for a frame expires init_timeout s after it arrived once the camera has been seen (a frame
+        # taken or refused); before the camera's first frame it waits without a limit (a latched box at start-up)
+        self.init_timeout = init_timeout
+        self._camera_seen: Optional[float] = None  # perf_counter() of the first frame message, taken or refused
+        self.refused_frames = 0                   # frames refused by the node since the last one it took
+        self.last_frame_refusal = ""              # why the newest refused frame was refused
+        self.expired_inits = 0                    # boxes dropped after init_timeout
 
     # ---- callbacks ------------------------------------------------------------------------------------------
     def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
@@ -180,6 +188,8 @@ class Scheduler:
                 self._check_stream(stamp_ns, header, image)
             replaced = self._latest is not None
             self._dropped += int(replaced)
+            self._camera_seen = received if self._camera_seen is None else self._camera_seen
+            self.refused_frames = 0
             self._latest = Frame(stamp_ns, header, image, received)
             self._recent.append(self._latest)
             self._cv.notify()
@@ -215,6 +225,55 @@ class Scheduler:
             self._new_camera, self._active_init = camera, None
         if stamp_ns and stamp_ns < self.memory.stamp_ns:   # the last reset's time means nothing in the new time base
             self.memory.remember(0, None)
+
+    def frame_refused(self, reason: str, received: float) -> None:
+        """A frame message the node refused (its size, encoding, ...): the camera is there, but sends nothing usable."""
+        with self._cv:
+            self._camera_seen = received if self._camera_seen is None else self._camera_seen
+            self.refused_frames += 1
+            self.last_frame_refusal = reason
+
+    def frames_refused(self) -> str:
+        """'' while the newest frame message was taken, else 'the last N frames were refused: why'."""
+        with self._cv:
+            return self._refusals()
+
+    def _refusals(self) -> str:
+        n = self.refused_frames
+        return f"the last {n} frame{'s were' if n > 1 else ' was'} refused: {self.last_frame_refusal}" if n else ""
+
+    def waiting_init(self) -> str:
+        """The box waiting for a frame, and for how long (diagnostics); 'none'."""
+        with self._cv:
+            req = self._pending_init
+            if req is None:
+                return "none"
+            waited = time.perf_counter() - req.received
+            limit = "" if self._camera_seen is None else f", expires after {self.init_timeout:g} s"
+            return f"box {list(req.box)} waiting {waited:.1f} s for a frame{limit}"
+
+    def _expire_init(self, work: "Work") -> None:
+        """Drop the waiting box once it has waited init_timeout s since it arrived (or since the camera was first
+        seen): it must not be applied later to a scene nobody saw when it was drawn."""
+        req = self._pending_init
+        if req is None or self._camera_seen is None:
+            return
+        now = time.perf_counter()
+        if now - max(req.received, self._camera_seen) <= self.init_timeout:
+            return
+        if self.refused_frames:
+            why = self._refusals()
+        elif not self._recent:
+            why = "no image arrived"
+        elif req.stamp_ns == 0:
+            why = f"the newest image is {now - self._recent[-1][3]:.1f} s old (camera out?)"
+        else:
+            gap = (req.stamp_ns - self._recent[-1][0]) / 1e9
+            why = f"no image of its time arrived (the newest is stamped {gap:.1f} s before it)"
+        self._pending_init, self.expired_inits = None, self.expired_inits + 1
+        work.init_expired = (f"box {list(req.box)} expired after waiting {now - req.received:.1f} s for a frame to be "
+                             f"applied to (init_box_timeout {self.init_timeout:g} s): {why}; send it again")
+        _tell(req, False, work.init_expired)
 
     def _plausible(self, stamp_ns: int) -> bool:
         return self.now_ns is None or stamp_ns <= self.now_ns() + self.future_tolerance_ns
@@ -293,6 +352,7 @@ class Scheduler:
                 work.init, self._pending_init = self._pending_init, None
                 work.init_frame, work.init_refusal = self._frame_for(work.init)
                 self._active_init = work.init
+            self._expire_init(work)
             work.frame, self._latest = self._latest, None
             if work.init is not None and work.init_frame is None:
                 self._active_init = None          # refused by the node (too old), nothing was started
@@ -300,7 +360,7 @@ class Scheduler:
                 work.frame = None                 # the init frame itself: nothing to track yet
             work.dropped, self._dropped = self._dropped, 0
             work.new_camera, self._new_camera = self._new_camera, ""
-            if not (work.reset or work.init or work.frame or work.new_camera):
+            if not (work.reset or work.init or work.frame or work.new_camera or work.init_expired):
                 return Work(dropped=work.dropped) if work.dropped else None
             return work
 

@@ -44,7 +44,8 @@ def make_scheduler(p: NodeParams, node_name: str, warn: Callable[[str], None], n
     tolerance_ns = int(p.future_tolerance * 1e9)
     memory = ResetMemory(state_file(p.state_dir, node_name), warn, now_ns, tolerance_ns)
     return Scheduler(p.frame_buffer, memory, log=warn, stale_after=p.stale_after, now_ns=now_ns,
-                     future_tolerance_ns=tolerance_ns, max_frame_age_ns=int(p.max_init_frame_age * 1e9))
+                     future_tolerance_ns=tolerance_ns, max_frame_age_ns=int(p.max_init_frame_age * 1e9),
+                     init_timeout=p.init_box_timeout)
 
 
 class BadMessageLog:
@@ -177,6 +178,8 @@ class TrackingSession:
                 if work.new_camera and not work.reset and self.tracker.state != IDLE:
                     self.log_warning(f"tracking stopped: the images come from another camera ({work.new_camera}); "
                                      "the target's box belonged to the old one")
+                if work.init_expired:
+                    self.refused(InvalidBoxError(work.init_expired))
                 if work.reset or (work.new_camera and self.tracker.state != IDLE):
                     self.tracker.reset()
                     self.idle()
@@ -201,6 +204,7 @@ class TrackingSession:
             return frame._replace(image=frame.image.pixels())
         except ImageConversionError as exc:
             self.bad("compressed image", exc)
+            self.scheduler.frame_refused(str(exc), time.perf_counter())
             return None
 
     def _initialize(self, req: InitRequest, frame: Optional[Frame], refusal: str = "") -> None:
@@ -313,6 +317,8 @@ class TrackingSession:
                   else STATE_NAMES[state], **target_values(self.tracker),
                   "lost_seconds": f"{self.lost_seconds:.2f}" if state == LOST else "0.00",
                   "last_refused_init_box": self.last_refused or "none",
+                  "init_box_waiting": self.scheduler.waiting_init(),
+                  "init_boxes_expired": str(self.scheduler.expired_inits),
                   "backend": backend, "fps": f"{s['fps']:.2f}",
                   "input_fps": f"{s['input_fps']:.2f}",
                   "seconds_since_last_frame": "never" if silent == float("inf") else f"{silent:.2f}",

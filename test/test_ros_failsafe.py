@@ -54,3 +54,34 @@ def test_a_box_waiting_for_a_frame_expires_once_the_camera_was_seen(tmp_path, ti
             assert node.proc.poll() is None
         finally:
             g.close()
+
+
+def test_lost_seconds_keeps_counting_when_the_camera_stamps_jump_back(tmp_path, tiny_bundle, heldout_sequence):
+    """After stamps jumped back an hour lost_seconds read 0.0 on 44 of 44 LOST results: a 'stop after N s lost' rule
+    never fired. The jump is logged and /diagnostics shows it."""
+    frames, boxes = heldout_sequence
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime", "lost_threshold:=1.0",
+                                       "redetect:=false"]) as node:     # every result after the first is LOST
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            t0 = 7200 * 10**9
+            g.send_init(boxes[0], stamp_ns=t0)
+            g.publish_frames(frames[:10], t0)
+            assert g.wait_for(lambda gr: len(active(gr)) >= 5), node.output()
+            n = len(g.targets)
+            before = max(m.lost_seconds for m in g.targets)
+            g.publish_frames(frames[10:25], t0 - 3600 * 10**9)                 # the camera clock steps back an hour
+            assert g.wait_for(lambda gr: len(gr.targets) >= n + 8), node.output()
+            after = [m for m in g.targets[n:] if m.state == m.STATE_LOST]
+            assert len(after) >= 8 and all(m.lost_seconds > before for m in after), \
+                (before, [m.lost_seconds for m in after])
+            lost = [m.lost_seconds for m in after]
+            assert lost == sorted(lost) and lost[-1] > before + 0.5, (before, lost)
+            assert node.wait_for_output("image stamps jumped back 3600", 5), node.output()
+            assert g.wait_for(lambda gr: gr.diagnostics and int(gr.diagnostics[-1]["stamp_jumps"]) >= 1, 5)
+            d = g.diagnostics[-1]
+            assert "jumped back 3600" in d["last_stamp_jump"] and d["image_stream_changes"] == "1", d
+            assert "stamps jumped back 3600" in d["last_image_stream_change"] and float(d["lost_seconds"]) > before, d
+        finally:
+            g.close()

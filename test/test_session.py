@@ -122,3 +122,35 @@ def test_found_again_reports_the_lost_time_and_diagnostics_say_how_long_and_what
     _, _, values = session.diagnostics("onnxruntime", "/image", 2.0, 0)
     assert values["last_refused_init_box"] == "box [1, 2, 3, 4] refused: its frame is gone"
     assert values["lost_seconds"] == "0.00" and values["box"] == "[1.0, 2.0, 3.0, 4.0]"
+
+
+def test_lost_time_keeps_counting_when_the_camera_clock_steps_back(heldout_sequence):
+    """Issue 37, item 2: after stamps jumped back an hour lost_seconds read 0.0 on every LOST result."""
+    import numpy as np
+    from dytrack_ros.tracking import LOST
+    from dytrack_ros.tracking.tracker import TrackResult
+    from dytrack_ros.ros.scheduler import Frame, Scheduler
+    frames, _ = heldout_sequence
+
+    class AlwaysLost:
+        state, box, num_stages = LOST, np.array([1.0, 2.0, 3.0, 4.0]), 1
+        params = SimpleNamespace(thresholds=[0.5], redetect=False)
+        search = SimpleNamespace(stats=SimpleNamespace(windows=0, candidates=0, refused_by_memory=0, drifts=0,
+                                                       refused_as_lookalike=0, refused_as_seen_before=0, reacquired=0,
+                                                       area_searched=0.0))
+
+        def track(self, _image):
+            return TrackResult(self.box, 0.1, 1, LOST, 1.0, [0.1])
+    logs, published = [], []
+    session = TrackingSession(AlwaysLost(), Scheduler(5), RollingStats(1), published.append, lambda: None,
+                              logs.append, logs.append, logs.append, BadMessageLog(logs.append))
+    t0, received = 3600 * 10**9, time.perf_counter()
+    stamps = [t0 + i * 10**8 for i in range(5)] + [10**8 + i * 10**8 for i in range(5)]     # back an hour
+    for i, stamp in enumerate(stamps):
+        session._track(Frame(stamp, header(stamp), frames[0], received + i * 0.1), 0)
+    lost = [o.lost_seconds for o in published]
+    assert lost == sorted(lost) and abs(lost[-1] - 0.9) < 1e-6, lost
+    assert session.stamp_jumps == 1 and "jumped back 3600.3 s" in session.last_stamp_jump
+    assert sum("monotonic clock" in ln for ln in logs) == 1, logs
+    _, _, values = session.diagnostics("onnxruntime", "/image", 2.0, 0)
+    assert values["stamp_jumps"] == "1" and values["lost_seconds"] == "0.90", values

@@ -179,6 +179,8 @@ class Scheduler:
         self.refused_frames = 0                   # frames refused by the node since the last one it took
         self.last_frame_refusal = ""              # why the newest refused frame was refused
         self.expired_inits = 0                    # boxes dropped after init_timeout
+        self.stream_changes = 0                   # new image streams seen (stamp jumps, another camera)
+        self.last_stream_change = ""
 
     # ---- callbacks ------------------------------------------------------------------------------------------
     def put_frame(self, stamp_ns: int, header, image, received: float) -> bool:
@@ -221,6 +223,7 @@ class Scheduler:
                  "init boxes are matched to the new stream's frames only")
         self._recent.clear()
         self._stream_start = (stamp_ns, why)
+        self.stream_changes, self.last_stream_change = self.stream_changes + 1, why
         if camera:
             self._new_camera, self._active_init = camera, None
         if stamp_ns and stamp_ns < self.memory.stamp_ns:   # the last reset's time means nothing in the new time base

@@ -124,7 +124,8 @@ class Outcome:
     frame: Frame
     result: TrackResult
     latency_ms: float          # frame received -> result ready
-    lost_seconds: float        # since the last TRACKING frame (image stamps), 0 unless LOST
+    lost_seconds: float        # since the last TRACKING frame (image stamps; the node's monotonic clock across a
+                               # stamp jump), 0 unless LOST
     dropped: int               # frames replaced before they were processed, since the last result
     camera_latency_ms: float   # image stamp -> result ready, on the node's clock (NaN when the stamp is 0)
 
@@ -149,8 +150,14 @@ class TrackingSession:
         self.ok_to_report = running           # False at shutdown: a failing publish is not worth a log line
         self.now_ns = now_ns                  # the node's clock (sim time with use_sim_time)
         self.target_id = 0                    # counts accepted init boxes: a detection's id changes with the target
-        self._last_tracked: Optional[float] = None
+        # lost time: summed frame to frame, by image stamps while they move forward at a plausible pace, else by the
+        # node's monotonic clock (a camera clock stepping back or far forward must not stop or inflate the count)
+        self._previous: Optional[tuple] = None   # (stamp_ns, received) of the previous tracked frame; None: new target
+        self._since_tracked = 0.0             # seconds since the last TRACKING frame
         self.lost_seconds = 0.0               # of the newest result
+        self.stamp_jumps = 0                  # times the stamps stepped back or far forward between tracked frames
+        self.last_stamp_jump = ""
+        self._jump_logged = -1e9              # time.monotonic() of the last jump's log line (one per 5 s)
         self.last_refused = ""                # the last init box refused, and why
         self._last_search = None              # (area searched, time) at the last diagnostics
         self._running = False
@@ -219,7 +226,7 @@ class TrackingSession:
             reply(False, str(exc))
             return self.refused(exc)
         self.target_id += 1
-        self._last_tracked = None
+        self._previous, self._since_tracked = None, 0.0
         h, w = frame.image.shape[:2]
         if not np.allclose(box, req.box):
             self.log_warning(f"init box {list(req.box)} reaches outside the {w}x{h} image: clipped to "
@@ -232,10 +239,8 @@ class TrackingSession:
     def _track(self, frame: Frame, dropped: int) -> None:
         r = self.tracker.track(frame.image)
         latency_ms = (time.perf_counter() - frame.received) * 1000.0
-        seen = frame.stamp_ns / 1e9 if frame.stamp_ns else frame.received
-        since = max(seen - self._last_tracked, 0.0) if self._last_tracked is not None else 0.0
-        if r.state != LOST or self._last_tracked is None:
-            self._last_tracked = seen
+        since = self._since_tracked + self._elapsed(frame)
+        self._since_tracked = since if r.state == LOST else 0.0
         lost_seconds = since if r.state == LOST else 0.0
         self.lost_seconds = lost_seconds
         self.stats.processed(latency_ms, r.inference_ms, r.stages_run)
@@ -244,6 +249,28 @@ class TrackingSession:
                           f"(score {r.score:.2f})")
         camera_ms = (self.now_ns() - frame.stamp_ns) / 1e6 if frame.stamp_ns else float("nan")
         self.publish(Outcome(frame, r, latency_ms, lost_seconds, dropped, camera_ms))
+
+    def _elapsed(self, frame: Frame) -> float:
+        """Seconds from the previous tracked frame to this one: the image stamps' difference while it is plausible
+        (forward, and at most twice the node's own time plus 1 s: bag playback may run fast), else the node's
+        monotonic clock (frame.received), with a log line (one per 5 s) and a count for /diagnostics."""
+        previous, self._previous = self._previous, (frame.stamp_ns, frame.received)
+        if previous is None:
+            return 0.0
+        wall = max(frame.received - previous[1], 0.0)
+        if not (frame.stamp_ns and previous[0]):
+            return wall
+        by_stamps = (frame.stamp_ns - previous[0]) / 1e9
+        if 0.0 <= by_stamps <= 2.0 * wall + 1.0:
+            return by_stamps
+        self.stamp_jumps += 1
+        self.last_stamp_jump = (f"image stamps jumped {'back' if by_stamps < 0 else 'forward'} {abs(by_stamps):.1f} s "
+                                f"between two tracked frames {wall:.2f} s apart")
+        if time.monotonic() - self._jump_logged >= 5.0:
+            self._jump_logged = time.monotonic()
+            self.log_warning(f"{self.last_stamp_jump} (jump {self.stamp_jumps}): lost time counts on the node's "
+                             "monotonic clock across it")
+        return wall
 
     # ---- requests from callbacks ------------------------------------------------------------------------------
     def init_box(self, make_request: Callable[[], InitRequest]) -> None:
@@ -316,6 +343,9 @@ class TrackingSession:
         values = {"lifecycle_state": lifecycle, "state": "stale" if level == "STALE" and state != IDLE
                   else STATE_NAMES[state], **target_values(self.tracker),
                   "lost_seconds": f"{self.lost_seconds:.2f}" if state == LOST else "0.00",
+                  "stamp_jumps": str(self.stamp_jumps), "last_stamp_jump": self.last_stamp_jump or "none",
+                  "image_stream_changes": str(self.scheduler.stream_changes),
+                  "last_image_stream_change": self.scheduler.last_stream_change or "none",
                   "last_refused_init_box": self.last_refused or "none",
                   "init_box_waiting": self.scheduler.waiting_init(),
                   "init_boxes_expired": str(self.scheduler.expired_inits),

@@ -85,3 +85,64 @@ def test_lost_seconds_keeps_counting_when_the_camera_stamps_jump_back(tmp_path, 
             assert "stamps jumped back 3600" in d["last_image_stream_change"] and float(d["lost_seconds"]) > before, d
         finally:
             g.close()
+
+
+def set_target(g, box, stamp_ns=0):
+    from dytrack_ros.srv import SetTarget
+    from dytrack_ros.tools.qa import box_message
+    req = SetTarget.Request()
+    req.box = box_message(box, stamp_ns)
+    start = time.monotonic()
+    r = g.call_service(SetTarget, f"{g.namespace}/dytrack_tracker/set_target", req, timeout=15)
+    return r.success, r.message, time.monotonic() - start
+
+
+def publish_until(g, node, msg, text, timeout=10):
+    end = time.monotonic() + timeout
+    while not node.wait_for_output(text, 0.1):
+        g.image_pub.publish(msg)
+        assert time.monotonic() < end, node.output()
+
+
+def publish_until_taken(g, msg, count=1, timeout=10):
+    """Best-effort images: the first may be lost while the graph settles; sent until the node counts it."""
+    end = time.monotonic() + timeout
+    while not g.wait_for(lambda gr: gr.diagnostics and int(gr.diagnostics[-1]["frames_received"]) >= count, 0.5):
+        g.image_pub.publish(msg)
+        assert time.monotonic() < end
+
+
+def test_set_target_says_at_once_which_frames_were_refused_and_why(tmp_path, tiny_bundle, heldout_sequence):
+    """With the defaults ~/set_target answered 'no image received yet' although frames arrived and were refused; with
+    min_image_side under the tracker's own limit a box on a 1x1 frame was 'taken but not answered' after 7 s."""
+    frames, boxes = heldout_sequence
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"]) as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            publish_until(g, node, g.image_msg(np.zeros((8, 8, 3), np.uint8), 10**12), "8x8 is smaller than 32 px")
+            ok, text, took = set_target(g, [1, 1, 4, 4])
+            assert not ok and took < 3.0 and text.startswith("no image taken yet on ") and \
+                "refused: 8x8 is smaller than 32 px on a side (parameter min_image_side)" in text, (text, took)
+            # a good frame long ago, refused frames since: a box without a stamp is refused at once, with the reason
+            publish_until_taken(g, g.image_msg(frames[0], 10**12 + FRAME_PERIOD_NS))
+            time.sleep(2.2)                                 # stale_after: 2 s
+            publish_until(g, node, g.image_msg(np.zeros((8, 1000, 3), np.uint8), 10**12), "1000x8 is smaller")
+            ok, text, took = set_target(g, list(boxes[0]))
+            assert not ok and took < 3.0 and "no frame it can be applied to" in text and "1000x8 is smaller" in text, \
+                (text, took)
+        finally:
+            g.close()
+    with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime", "min_image_side:=1"],
+                     namespace="/one_pixel") as node:
+        g = RosTestGraph(node.namespace)
+        try:
+            assert g.wait_for_subscriber(), node.output()
+            one = g.image_msg(np.zeros((1, 1, 3), np.uint8), 10**12)
+            publish_until_taken(g, one)
+            ok, text, took = set_target(g, [0, 0, 1, 1])
+            assert not ok and took < 3.0 and "the frame it was to be applied to was refused: frame too small: 1x1" \
+                in text, (text, took)
+            assert node.proc.poll() is None
+        finally:
+            g.close()

@@ -245,6 +245,14 @@ class Scheduler:
         n = self.refused_frames
         return f"the last {n} frame{'s were' if n > 1 else ' was'} refused: {self.last_frame_refusal}" if n else ""
 
+    def refused_for(self, req: InitRequest) -> str:
+        """Why `req` cannot be applied now because the newest frame messages were refused (no frame held can take
+        it): 'the last N frames were refused: why'; '' when it can be, or is waiting for another reason."""
+        with self._cv:
+            if not self.refused_frames or (self._recent and self._fresh_enough(req)):
+                return ""
+            return self._refusals()
+
     def waiting_init(self) -> str:
         """The box waiting for a frame, and for how long (diagnostics); 'none'."""
         with self._cv:

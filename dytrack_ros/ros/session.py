@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError
+from ..tracking import IDLE, LOST, STATE_NAMES, TRACKING, InvalidBoxError, InvalidFrameError
 from ..tracking.tracker import TrackResult
 from .image_conversion import CompressedFrame, ImageConversionError
 from .params import TRACKER_SETTINGS, NodeParams
@@ -225,6 +225,14 @@ class TrackingSession:
         except InvalidBoxError as exc:
             reply(False, str(exc))
             return self.refused(exc)
+        except InvalidFrameError as exc:            # e.g. a 1x1 frame with min_image_side under the tracker's own
+            self.frame_refused(exc)
+            exc = InvalidBoxError(f"box {list(req.box)} refused: the frame it was to be applied to was refused: {exc}")
+            reply(False, str(exc))
+            return self.refused(exc)
+        except Exception as exc:                    # answered, whatever happened (a caller must not wait in vain)
+            reply(False, f"box {list(req.box)} could not be applied: {type(exc).__name__}: {exc}")
+            raise
         self.target_id += 1
         self._previous, self._since_tracked = None, 0.0
         h, w = frame.image.shape[:2]
@@ -236,8 +244,17 @@ class TrackingSession:
         self.log_info(done)
         reply(True, done)
 
+    def frame_refused(self, exc: Exception) -> None:
+        """A frame the tracker refused (InvalidFrameError): logged (bounded) and told to the scheduler, so that a
+        ~/set_target caller and an expiring box learn why."""
+        self.bad("image", exc)
+        self.scheduler.frame_refused(str(exc), time.perf_counter())
+
     def _track(self, frame: Frame, dropped: int) -> None:
-        r = self.tracker.track(frame.image)
+        try:
+            r = self.tracker.track(frame.image)
+        except InvalidFrameError as exc:
+            return self.frame_refused(exc)
         latency_ms = (time.perf_counter() - frame.received) * 1000.0
         since = self._since_tracked + self._elapsed(frame)
         self._since_tracked = since if r.state == LOST else 0.0
@@ -297,13 +314,20 @@ class TrackingSession:
                     return
                 answered.append(ok)
             reply(ok, text)
-        if not self.scheduler.has_frames:
-            return (False, f"no image received yet on {image_topic}"), None
+        refusals = self.scheduler.frames_refused()
+        if not self.scheduler.has_frames:       # nothing arrived, or every frame that did was refused: say which
+            return (False, f"no image taken yet on {image_topic}: {refusals}" if refusals
+                    else f"no image received yet on {image_topic}"), None
         try:
             req = make_request(once)
         except InvalidBoxError as exc:
             self.last_refused = str(exc)
             return (False, str(exc)), None
+        refusals = self.scheduler.refused_for(req)
+        if refusals:                            # it would wait for a frame the node takes: say why none comes
+            self.last_refused = f"box {list(req.box)} refused: no frame it can be applied to on {image_topic}: " \
+                f"{refusals}"
+            return (False, self.last_refused), None
         refused = self.scheduler.put_init(req)
         if refused:
             self.last_refused = f"box {list(req.box)} refused: {refused}"

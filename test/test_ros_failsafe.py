@@ -146,3 +146,30 @@ def test_set_target_says_at_once_which_frames_were_refused_and_why(tmp_path, tin
             assert node.proc.poll() is None
         finally:
             g.close()
+
+
+def test_edited_tracker_settings_are_logged_and_a_deep_manifest_says_why(tmp_path, tiny_bundle):
+    """A manifest's absent_threshold edited to 0.95 applied without a log line; a manifest nested 100,000 levels deep
+    exited with only 'configure failed'."""
+    import shutil
+    import subprocess
+    from conftest import ROOT, ros_env
+    from dytrack_ros.contract import Manifest
+    from ros_harness import node_command
+    edited = tmp_path / "edited"
+    shutil.copytree(tiny_bundle, edited)
+    Manifest.read(str(edited)).update(tracker={"absent_threshold": 0.95})
+    with NodeProcess(tmp_path, params=[f"model_path:={edited}", "backend:=onnxruntime", "redetect_patience:=3"]) \
+            as node:
+        assert node.wait_for_output("tracking with onnxruntime"), node.output()
+        line = next(ln for ln in node.output().splitlines() if "tracker settings that differ from the defaults" in ln)
+        assert "absent_threshold=0.95 (default 0.0, from the manifest)" in line, line
+        assert "redetect_patience=3 (default 10, from the parameter)" in line, line
+    deep = tmp_path / "deep"
+    shutil.copytree(tiny_bundle, deep)
+    (deep / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    r = subprocess.run(node_command("/deep", [f"model_path:={deep}", "backend:=onnxruntime"]), cwd=ROOT,
+                       env=ros_env(), capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "nested too deeply" in out and "manifest.json" in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]

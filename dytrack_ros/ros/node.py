@@ -33,8 +33,8 @@ from ..tracking import IDLE, STATE_NAMES
 from .image_conversion import CompressedFrame, ImageConversionError, image_to_bgr
 from .outputs import Outputs, status_array
 from .params import ParameterError, apply_changes, declare_parameters, declare_thresholds, resolve_model_path, validate
-from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, check_frame_size, load_tracker,
-                      make_scheduler, received_ns, stamp_ns, target_values)
+from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, changed_settings,
+                      check_frame_size, load_tracker, make_scheduler, received_ns, stamp_ns, target_values)
 from .stats import RollingStats
 from .service_thread import ServiceThread
 from .transport import DuplicateFilter, TransportWatch
@@ -75,16 +75,27 @@ class TrackerNode(LifecycleNode):
             self.tracker = load_tracker(self.p, self.model_path, thresholds)
             if self.p.backend == "auto":
                 self.get_logger().info("backend auto -> %s on %s (%s)" % resolve_auto(self.p.device))
+            changed = changed_settings(self.tracker, manifest, self.p)
         except (BackendError, ParameterError, ValueError) as exc:
-            self.configure_error = f"dytrack tracker cannot start: {exc}"
-            self.get_logger().error(self.configure_error)
-            self.tracker = None
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(str(exc))
+        except RecursionError as exc:     # e.g. a manifest.json nested 100,000 levels deep
+            return self._configure_failed(f"{self.model_path}: a model file is nested too deeply to read "
+                                          f"(RecursionError: {exc}); restore its manifest.json or re-export the model")
+        except Exception as exc:          # whatever it is, the reason is said, not only 'configure failed'
+            return self._configure_failed(f"{type(exc).__name__}: {exc}")
+        if changed:
+            self.get_logger().info("tracker settings that differ from the defaults: " + "; ".join(changed))
         self.stats = self.bad.stats = RollingStats(self.tracker.num_stages)
         self.outputs = Outputs(self, self.tracker.num_stages)
         self.get_logger().info(f"configured: {self.tracker.backend.name}, {self.tracker.num_stages} stages, "
                                f"thresholds {self.tracker.params.thresholds}, model {self.model_path}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        self.configure_error = f"dytrack tracker cannot start: {reason}"
+        self.get_logger().error(self.configure_error)
+        self.tracker = None
+        return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         result = super().on_activate(state)         # lifecycle publishers publish from here on

@@ -39,6 +39,30 @@ def load_tracker(p: NodeParams, model_path: str, thresholds):
     return tracker
 
 
+def changed_settings(tracker, manifest, p: NodeParams) -> list:
+    """'name=value (default D, from the manifest | parameter)' for every tracker setting in effect that differs from
+    its default: the model's sealed search_factor, the tracker code's defaults for the settings a manifest's `tracker`
+    block (editable, so not sealed) or a node parameter may change. Logged at configure: an edit that changes
+    behaviour is seen."""
+    import dataclasses
+    from ..runtime import TUNABLE
+    from ..tracking.tracker import TrackerParams
+    defaults = {f.name: f.default for f in dataclasses.fields(TrackerParams)
+                if f.default is not dataclasses.MISSING}
+    defaults["search_factor"] = float(manifest.data["search_factor"])
+    from_manifest = set(manifest.tracker_settings)
+    lines = []
+    for name in dict.fromkeys((*TUNABLE, "size_bounds", *TRACKER_SETTINGS, "lost_threshold", "search_factor")):
+        if name not in defaults or not hasattr(tracker.params, name):
+            continue
+        value, default = getattr(tracker.params, name), defaults[name]
+        if value != default and not (isinstance(value, tuple) and list(value) == list(default)):
+            by_parameter = hasattr(p, name) and getattr(p, name) != getattr(NodeParams(), name)
+            source = "manifest" if name in from_manifest and not by_parameter else "parameter"
+            lines.append(f"{name}={value!r} (default {default!r}, from the {source})")
+    return lines
+
+
 def make_scheduler(p: NodeParams, node_name: str, warn: Callable[[str], None], now_ns: Callable[[], int]):
     """The scheduler the parameters describe, with the reset memory of this node's name."""
     tolerance_ns = int(p.future_tolerance * 1e9)

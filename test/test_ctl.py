@@ -68,3 +68,14 @@ def test_set_target_reset_state_and_lifecycle_from_the_command_line(tmp_path, ti
             g.close()
     code, out = ctl("/nobody_here", "--timeout", "2", "reset")
     assert code == 2 and "not available" in out, out
+
+
+def test_a_bad_node_name_or_namespace_is_one_line_and_exit_2():
+    """Issue 37, item 6: `dytrack-ctl --node 'bad name!'` printed rclpy's traceback."""
+    for option, value, words in (("--node", "bad name!", "node name must not contain characters"),
+                                 ("--namespace", "bad ns", "namespace must not contain characters")):
+        run = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.ctl", option, value, "--timeout", "1", "reset"],
+                             cwd=ROOT, env=ros_env(), capture_output=True, text=True, timeout=60)
+        out = run.stdout + run.stderr
+        assert run.returncode == 2 and len(out.strip().splitlines()) == 1, out
+        assert out.startswith(f"dytrack-ctl: {option} {value!r}: Invalid ") and words in out, out

@@ -176,8 +176,27 @@ def param(ctl, args) -> int:
     return 1
 
 
+def bad_name(args) -> str:
+    """Why --node or --namespace is no ROS name ('' when both are), in one line (rclpy's own is a 3-line drawing)."""
+    from rclpy.exceptions import NameValidationException
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_node_name import validate_node_name
+    for option, value, check in (("--node", args.node, validate_node_name),
+                                 ("--namespace", "/" + args.namespace.lstrip("/") if args.namespace.strip("/") else "/",
+                                  validate_namespace)):
+        try:
+            check(value)
+        except NameValidationException as exc:
+            return f"{option} {getattr(args, option[2:])!r:.80}: {str(exc).splitlines()[0].strip().rstrip(':')}"
+    return ""
+
+
 def main(argv=None):
     args = parse_args(argv)
+    refused = bad_name(args)
+    if refused:
+        print(f"dytrack-ctl: {refused}", file=sys.stderr)
+        sys.exit(2)
     try:
         sys.exit(run(args))
     except ConnectionError as exc:

@@ -279,12 +279,20 @@ def make_handler(picker: TargetPicker, port: int):
             raw_length = self.headers.get("Content-Length")
             if raw_length is None:
                 raise Refused(411, "Content-Length is required")
-            if not raw_length.strip().isdigit():
-                raise Refused(400, f"bad Content-Length {raw_length!r:.40}")
-            length = int(raw_length)
+            digits = raw_length.strip()
+            # ASCII digits only: str.isdigit() takes '²' and Arabic digits, and int() of 5,000 digits raises
+            if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+                raise Refused(400, f"bad Content-Length {raw_length!r:.40}" + (f" ({len(digits)} characters)"
+                                                                                if len(digits) > 40 else ""))
+            length = int(digits)
             if length > MAX_BODY:
                 raise Refused(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
-            raw = self.rfile.read(length)
+            try:
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                raise Refused(408, f"the body did not arrive within {REQUEST_TIMEOUT_S:g} s") from None
+            if len(raw) < length:
+                raise Refused(400, f"the body ended after {len(raw)} of {length} bytes (Content-Length)")
             try:
                 return json.loads(raw or b"{}")
             except (ValueError, RecursionError):
@@ -296,9 +304,17 @@ def make_handler(picker: TargetPicker, port: int):
                 (self._post if post else self._get)(urlsplit(self.path).path)
             except Refused as exc:
                 self._json({"success": False, "message": f"refused: {exc.reason}"}, exc.code)
+            except (ConnectionError, TimeoutError):   # the client went away or stalled: nobody to answer
+                raise
             except Exception as exc:   # whatever else goes wrong, the client hears why and the picker goes on
                 picker.get_logger().error(f"picker request {self.command} {self.path[:80]!r} failed: {exc!r}")
                 self._json({"success": False, "message": f"internal error: {exc!r:.200}"}, 500)
+
+        def handle(self):
+            try:
+                super().handle()
+            except (ConnectionError, TimeoutError):   # a client that hung up mid-answer is no error (no traceback)
+                self.close_connection = True
 
         def do_GET(self):
             self._answer(post=False)

@@ -34,7 +34,7 @@ from .image_conversion import CompressedFrame, ImageConversionError, image_to_bg
 from .outputs import Outputs, status_array
 from .params import ParameterError, apply_changes, declare_parameters, declare_thresholds, resolve_model_path, validate
 from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, changed_settings,
-                      check_frame_size, load_tracker, make_scheduler, received_ns, stamp_ns, target_values)
+                      check_frame_id, check_frame_size, load_tracker, make_scheduler, received_ns, stamp_ns, target_values)
 from .stats import RollingStats
 from .service_thread import ServiceThread
 from .transport import DuplicateFilter, TransportWatch
@@ -182,6 +182,7 @@ class TrackerNode(LifecycleNode):
         """Raw frames are converted here (cheap); compressed ones by the worker, if it gets to them (CompressedFrame)."""
         self.transport.received_frame()
         try:
+            check_frame_id(msg.header.frame_id)
             if isinstance(msg, CompressedImage):
                 if not msg.data:
                     raise ImageConversionError("compressed image has no data")

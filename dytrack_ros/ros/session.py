@@ -106,6 +106,17 @@ def received_ns(info) -> int:
     return int(info["received_timestamp"]) if info and info.get("received_timestamp") else 0
 
 
+MAX_FRAME_ID = 256            # characters of an image's frame_id (copied into every result): a TF frame name is short
+
+
+def check_frame_id(frame_id: str) -> None:
+    """A frame_id is copied into every result: a huge one (100 KB made each result 8 ms slower) is refused, not
+    truncated (a cut name would be a wrong TF frame)."""
+    if len(frame_id) > MAX_FRAME_ID:
+        raise ImageConversionError(f"frame_id of {len(frame_id)} characters ({frame_id[:40]!r}...) is over the "
+                                   f"{MAX_FRAME_ID} character limit: not a TF frame name")
+
+
 def check_frame_size(width: int, height: int, p: NodeParams) -> None:
     if width * height > p.max_image_pixels:
         raise ImageConversionError(f"{width}x{height} pixels is over the limit of {p.max_image_pixels} "

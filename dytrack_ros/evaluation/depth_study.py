@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -104,6 +105,8 @@ def main(argv=None) -> int:
         fear_loop.name: lambda seq: run_peer(fear_loop, seq),
     }
     results = {"machine": machine.describe(), "date": machine.today(), "threads": args.threads,
+               "command": "python -m dytrack_ros.evaluation.depth_study " + " ".join(argv if argv is not None
+                                                                                     else sys.argv[1:]),
                "sequences": [s.name for s in suite], "frames": int(sum(len(s) - 1 for s in suite)),
                "baselines": evaluate_variants(baselines, suite, shipped.num_stages, "baselines"), "designs": {}}
     for label, settings in DESIGNS.items():
@@ -125,7 +128,7 @@ def report(r: dict) -> list:
     lines = [f"# Does depth pay? FEAR-XS behind the first exit ({r['date']})", "",
              f"Machine: {r['machine']}; {r['threads']} thread(s), ONNX Runtime, CPU. Held-out sequences "
              f"({len(r['sequences'])}, {r['frames']} tracked frames): {', '.join(r['sequences'])}.",
-             "Command: `python -m dytrack_ros.evaluation.depth_study --out benchmarks`. AUC: success-plot area (%), "
+             f"Command: `{r.get('command', 'python -m dytrack_ros.evaluation.depth_study')}`. AUC: success-plot area (%), "
              "mean over sequences. Time: tracker call per frame, x NanoTrack v2's own loop in this run.", "",
              "| tracker | AUC | precision | ms/frame | x NanoTrack loop | share of frames at depth 2 |",
              "|---|---|---|---|---|---|"]

@@ -233,3 +233,23 @@ def test_a_composed_model_refuses_a_replaced_head_or_an_unknown_deep_stage(tmp_p
     bad = Manifest(m.folder, data)
     with pytest.raises(BackendError, match="deep_stage must name a kind"):
         bad.num_stages
+
+
+def test_the_fear_model_card_quotes_its_result_file():
+    """The card's table is the depth study's run 2 (benchmarks/depth_results_run2.json), figure for figure."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "benchmarks", "depth_results_run2.json")) as f:
+        run = json.load(f)
+    with open(os.path.join(root, "models", "dytrack_fear", "MODEL_CARD.md")) as f:
+        card = f.read()
+    base, design = run["baselines"], run["designs"]["C: the likelier answer by predicted IoU answers and steers"]
+    loo = next(v for k, v in design.items() if "leave-one" in k)
+    rows = {"threshold chosen leave-one-sequence-out": loo, "(full depth)": design["DyTrack exit 2 forced (full depth)"],
+            "in-sample)": design["DyTrack dynamic t=0.30"], "first exit alone": base[
+                "DyTrack exit 1 forced (first exit alone)"], "FEAR-XS, its own loop": base["FEAR-XS, its own loop"]}
+    for label, res in rows.items():
+        line = next(x for x in card.splitlines() if x.startswith("|") and label in x)
+        assert f"{100 * res['auc']:.1f}" in line and f"{res['ms_per_frame']:.1f}" in line, (label, line)
+    manifest = json.load(open(os.path.join(root, "models", "dytrack_fear", "manifest.json")))
+    assert manifest["threshold_calibration"]["leave_one_sequence_out_auc"] == loo["auc"]
+    assert manifest["exit_thresholds"] == [0.3, 0.0]

@@ -253,3 +253,18 @@ def test_the_fear_model_card_quotes_its_result_file():
     manifest = json.load(open(os.path.join(root, "models", "dytrack_fear", "manifest.json")))
     assert manifest["threshold_calibration"]["leave_one_sequence_out_auc"] == loo["auc"]
     assert manifest["exit_thresholds"] == [0.3, 0.0]
+
+
+def test_the_benchmark_runs_fear_xs_s_own_loop_as_a_peer(demo_walker):
+    from dytrack_ros.data.sequences import Sequence
+    from dytrack_ros.evaluation.benchmark import peer_variants
+    frames, box, reference = demo_walker
+    gt = np.full((len(frames), 4), np.nan)
+    gt[0] = box
+    for i, ref in reference.items():
+        gt[i] = ref
+    variants = peer_variants([], {}, 1, (), fear=True)
+    assert list(variants) == ["FEAR-XS, its own loop"]
+    run = variants["FEAR-XS, its own loop"](Sequence("walker", frames, gt))
+    assert len(run.boxes) == len(frames) and np.isfinite(run.boxes).all()
+    assert np.mean(box_iou(run.boxes[list(reference)], gt[list(reference)])) > 0.6

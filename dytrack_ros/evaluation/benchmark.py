@@ -9,7 +9,7 @@ Writes RESULTS.md (machine, date, tables, per-sequence AUC, lost-and-found), res
 (DyTrack's threshold sweep as a curve, forced exits and peers as points) and exit_histogram.png.
 Peers: NanoTrack's own tracker loop on its published v2 and v3 graphs (evaluation/peers.py, the reference our first
 exit is held to), `cv2.TrackerNano` on the same v2 graphs (models/third_party, Apache-2.0; `--nanotrack DIR` for other
-files), OpenCV's CSRT/KCF/MIL (and others).
+files), OpenCV's CSRT/KCF/MIL (and others), and with `--fear-loop` FEAR-XS's own loop (tracking/fear_stage.py).
 Every tracker runs with the same number of threads (`--threads`, default 1).
 """
 from __future__ import annotations
@@ -49,6 +49,8 @@ def parse_args(argv=None):
                    help=f"OpenCV trackers: NanoTrack (cv2.TrackerNano), {', '.join(CLASSICAL)}")
     p.add_argument("--reference", nargs="*", default=["v2", "v3"],
                    help="NanoTrack versions whose own tracker loop runs beside (NanoTrackReference)")
+    p.add_argument("--fear-loop", action="store_true",
+                   help="also FEAR-XS's own tracker loop (tracking/fear_stage.py:FearLoop, models/third_party/fear_xs)")
     p.add_argument("--nanotrack", default="", help="another folder with NanoTrack v2's two ONNX graphs for "
                                                    "cv2.TrackerNano (default: the shipped ones)")
     p.add_argument("--peer-model", action="append", default=[], help="NAME=PATH for learned OpenCV trackers (Vit)")
@@ -89,10 +91,19 @@ def forward_backward(make_tracker, video, box, frames, is_dytrack):
 PEER_LABELS = {"NanoTrack": "cv2.TrackerNano (NanoTrack v2)"}
 
 
-def peer_variants(names, models, threads, reference=()) -> dict:
+def fear_loop(threads: int):
+    from ..backends.fear_backend import create_fear_backend
+    from ..tracking.fear_stage import FearLoop
+    return FearLoop(create_fear_backend("onnxruntime", threads=threads))
+
+
+def peer_variants(names, models, threads, reference=(), fear: bool = False) -> dict:
     import cv2
     cv2.setNumThreads(max(threads, 1))
     out = {}
+    if fear:
+        loop = fear_loop(threads)                           # fails early on missing or replaced files
+        out[loop.name] = lambda seq: run_peer(loop, seq)
     for version in reference:
         NanoTrackReference(version, threads)                # fails early on missing graphs, like the peers below
         out[NanoTrackReference.label(version)] = (lambda v: (lambda seq: run_peer(NanoTrackReference(v, threads), seq)))(version)
@@ -136,7 +147,7 @@ def main(argv=None):
             other = build_tracker(folder, args.backend, threads=args.threads)
             for name, run in dytrack_variants(other, [], None).items():
                 variants[name.replace("DyTrack", cname, 1)] = run
-        variants.update(peer_variants(peers, models, args.threads, args.reference))
+        variants.update(peer_variants(peers, models, args.threads, args.reference, args.fear_loop))
         print(f"{suite_name}: {len(variants)} trackers", flush=True)
         results["suites"][suite_name] = evaluate_variants(variants, seqs, tracker.num_stages, suite_name[:30])
     if args.video and os.path.isfile(args.video):

@@ -43,7 +43,7 @@ def workspace(tmp_path_factory):
         else:
             src.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, src / name)
-    # exactly the README's venv command: the script sets the variables colcon needs here
+    # exactly the venv command of docs/colcon.md: the script sets the variables colcon needs here
     env = ros_env()
     env.pop("PYTHONPATH", None)
     for name in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
@@ -105,11 +105,11 @@ def test_installed_tracker_node_tracks(workspace, tmp_path, heldout_sequence):
 
 
 def test_readme_source_line_runs_the_installed_commands_in_a_fresh_shell(workspace):
-    """The README's `source .venv/bin/activate && source ~/ws/install/setup.bash`, in a shell with nothing else set:
+    """docs/colcon.md's `source .venv/bin/activate && source ~/ws/install/setup.bash`, in a shell with nothing else set:
     the installed commands (`#!/usr/bin/env python3`) get the venv's Python, rclpy and our messages (issue 36: without
     the venv line they ran the system python3, 'No module named rclpy')."""
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    line = next(ln.split("#")[0].strip() for ln in readme.splitlines() if ln.strip().startswith("source .venv/bin/"))
+    page = open(os.path.join(ROOT, "docs", "colcon.md")).read()
+    line = next(ln.split("#")[0].strip() for ln in page.splitlines() if ln.strip().startswith("source .venv/bin/"))
     line = line.replace("~/ws", str(workspace))
     ctl = workspace / "install" / "dytrack_ros" / "lib" / "dytrack_ros" / "dytrack-ctl"
     fresh = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin",

@@ -122,15 +122,20 @@ def test_rviz_argument_adds_rviz2_with_the_shipped_layout():
 
 
 def readme_block_lines(start: str):
-    """The README's command starting with `start`, continuation lines joined, comments dropped."""
-    text = open(os.path.join(ROOT, "README.md")).read().replace("\\\n", " ")
-    line = next(ln.strip() for ln in text.splitlines() if ln.strip().startswith(start))
-    return line.split("#")[0].split()
+    """The command starting with `start`, continuation lines joined, comments dropped, as the README's quick start and
+    docs/colcon.md both print it (they must agree: the line run here is the line in both)."""
+    found = []
+    for doc in ("README.md", os.path.join("docs", "colcon.md")):
+        text = open(os.path.join(ROOT, doc)).read().replace("\\\n", " ")
+        line = next(ln.strip() for ln in text.splitlines() if ln.strip().startswith(start))
+        found.append(line.split("#")[0].split())
+    assert found[0] == found[1], ("README.md and docs/colcon.md print different commands", found)
+    return found[0]
 
 
 def test_readme_namespaced_launch_and_player_lines_work_as_written(tmp_path, demo_walker):
-    """The README's `ros2 launch ... namespace:=/drone image:=...` and the `play_video` line after it, run as
-    written (the launch through the shim, the player's video replaced by the demo clip): boxes come back."""
+    """The README's (and docs/colcon.md's) `ros2 launch ... namespace:=/drone image:=...` and `play_video` lines, run
+    as written (the launch through the shim, the player's video replaced by the demo clip): boxes come back."""
     if importlib.util.find_spec("launch_ros") is not None:
         pytest.skip("launch_ros is installed: use `ros2 launch` there")
     import cv2

@@ -1,5 +1,6 @@
 """The package's layers only look down: every import of dytrack_ros code (including imports inside functions) goes
-to a layer the importing layer may use. The layer list is dytrack_ros.LAYERS; the README's table must name the same layers in the same order."""
+to a layer the importing layer may use. The layer list is dytrack_ros.LAYERS; the table in docs/api.md ('Where things
+are') must name the same layers in the same order."""
 import ast
 import os
 
@@ -59,7 +60,7 @@ def package_modules():
 
 def test_every_module_belongs_to_a_known_layer():
     unknown = {layer_of(rel) for rel in package_modules()} - set(ALLOWED)
-    assert not unknown, f"modules outside the layer list: {unknown} (add them to ALLOWED and the README)"
+    assert not unknown, f"modules outside the layer list: {unknown} (add them to ALLOWED and docs/api.md)"
 
 
 def test_layers_only_import_layers_below_them():
@@ -91,9 +92,9 @@ def test_the_check_accepts_downward_imports():
                           "runtime.py")
 
 
-def test_readme_layer_table_follows_the_layer_list():
-    readme = open(os.path.join(os.path.dirname(PACKAGE), "README.md")).read()
-    table = readme.split("## Where things are", 1)[1].split("\n\n")[2]
+def test_docs_layer_table_follows_the_layer_list():
+    page = open(os.path.join(os.path.dirname(PACKAGE), "docs", "api.md")).read()
+    table = page.split("## Where things are", 1)[1].split("\n\n")[2]
     folders = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
     named = []
     for folder in folders:
@@ -113,7 +114,8 @@ def test_one_version_number():
 
 def test_parameters_are_specified_once_and_every_copy_agrees():
     """params.NodeParams (defaults) + DESCRIPTIONS (text, range) are the spec; validate() enforces those ranges, and
-    config/tracker.yaml and the README table list the same names with the same defaults."""
+    config/tracker.yaml and the parameter table of docs/ros_interface.md list the same names with the same defaults
+    (the table also says which ones change at run time: NodeParams.RUNTIME_CHANGEABLE)."""
     import math
     import yaml
     from dytrack_ros.ros.params import DESCRIPTIONS, NodeParams, ParameterError, validate
@@ -124,9 +126,24 @@ def test_parameters_are_specified_once_and_every_copy_agrees():
     assert set(yaml_values) == set(defaults) - {"exit_thresholds"}        # that one defaults to the model's
     for name, value in yaml_values.items():
         assert value == defaults[name], name
-    readme = open(os.path.join(root, "README.md")).read().split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    page = open(os.path.join(root, "docs", "ros_interface.md")).read().split("\n## Parameters", 1)[1]
+    rows = [line for line in page.split("\n## ", 1)[0].splitlines() if line.startswith("| `")]
+    table = {}                                         # name -> (default cell, run-time cell)
+    for row in rows:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        names, row_defaults = cells[0].split(", "), cells[1].split(", ")
+        for i, name in enumerate(names):
+            table[name.strip("`")] = (row_defaults[i] if len(row_defaults) == len(names) else cells[1], cells[2])
+    assert set(table) == set(defaults), ("docs/ros_interface.md parameter table, missing:",
+                                         set(defaults) - set(table), "not parameters:", set(table) - set(defaults))
     for name, value in defaults.items():
-        assert f"`{name}`" in readme, f"README parameter table lacks {name}"
+        cell, runtime = table[name]
+        assert runtime == ("**yes**" if name in NodeParams.RUNTIME_CHANGEABLE else "no"), (name, runtime)
+        if name == "exit_thresholds":
+            continue                                   # the model's calibrated values
+        shown = {True: "true", False: "false"}.get(value, '""' if value == "" else str(value)) \
+            if isinstance(value, (bool, str)) else f"{value:g}" if isinstance(value, float) else str(value)
+        assert cell.split(" (")[0] in (f"`{shown}`", f"`{value}`"), (name, cell, shown)
     for name, (_, bounds) in DESCRIPTIONS.items():
         if bounds is None:
             continue

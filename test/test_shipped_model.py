@@ -104,7 +104,7 @@ def test_the_dynamic_policy_on_the_demo_video_follows_the_scores(demo_walker):
     assert runs["calibrated"].count(1) >= 15, runs["calibrated"]     # the calibrated policy mostly stops at exit 1
 
 
-# --- the figures quoted in README, card and RESULTS.md are the measurements (benchmarks/results.json, the manifest) ---
+# --- the figures quoted in README, docs/, card and RESULTS.md are the measurements (results.json, the manifest) ---
 
 def _flat(path: str) -> str:
     """A text file with its line breaks and runs of spaces collapsed, so a quoted phrase may wrap."""
@@ -177,9 +177,10 @@ def test_results_md_and_the_cards_tables_print_results_json():
                     assert row["mean stages"] == f"{r['mean_stages']:.2f}", (doc, name)
 
 
-def test_the_figures_quoted_in_readme_and_card_are_the_results():
-    """Every figure the README's and the card's prose quote from the shipped run, formatted from results.json and the
-    manifest: a figure edited by hand, or left from an older run, fails here with the phrase that should be there."""
+def test_the_figures_quoted_in_readme_docs_and_card_are_the_results():
+    """Every figure the README's, docs/benchmarks.md's, docs/model.md's and the card's prose quote from the shipped run,
+    formatted from results.json and the manifest: a figure edited by hand, or left from an older run, fails here with
+    the phrase that should be there."""
     f = _figures()
     pct, loo, first, off, real = f["pct"], f["loo"], f["first"], f["off"], f["real"]
     v2, v3, cv2n, deeper, chosen = f["v2"], f["v3"], f["cv2"], f["deeper"], f["chosen"]
@@ -192,6 +193,8 @@ def test_the_figures_quoted_in_readme_and_card_are_the_results():
         f"trained on: {pct(loo['auc'])} AUC (thresholds chosen leave-one-sequence-out; the first exit alone "
         f"{pct(first['auc'])}) against {pct(v2['auc'])} for NanoTrack's own loop on the same weights and "
         f"{pct(cv2n['auc'])} for `cv2.TrackerNano`, at {ratio} NanoTrack's time per frame",
+    ]
+    benchmarks = [
         f"DyTrack dynamic, thresholds chosen leave-one-sequence-out, **{pct(loo['auc'])}** / {pct(loo['precision'])} / "
         f"{loo['ms_per_frame']:.2f} at {loo['mean_stages']:.2f} of {f['k']} stages ({chosen:g} chosen for every "
         f"sequence, now the shipped threshold; {stop_first} of frames stop at the first exit)",
@@ -206,6 +209,8 @@ def test_the_figures_quoted_in_readme_and_card_are_the_results():
         *(f"{q} {pct(seq_loo[q])} / {pct(seq_first[q])}" for q in ("airplane-1", "Soccer", "S1001", "Basketball",
                                                                    "Bolt")),
         f"group3_2 (10-20 px targets among look-alikes) {pct(seq_loo['group3_2'])} / {pct(seq_first['group3_2'])}",
+    ]
+    model = [
         f"The policy ({pct(loo['auc'])} leave-one-out at {chosen:g}) now leads the first exit alone by {lead}",
         f"transformer stages trained here on 12k frames score {min(pct(r['auc']) for r in deeper)}-"
         f"{max(pct(r['auc']) for r in deeper)} alone against its {pct(first['auc'])} ({pct(off['auc'])} without "
@@ -229,7 +234,8 @@ def test_the_figures_quoted_in_readme_and_card_are_the_results():
         f"exit's {pct(first['auc'])} ({pct(off['auc'])} without re-detection). The dynamic policy ({pct(loo['auc'])} "
         f"leave-one-out, {stop_first} of frames at the first exit) now leads the first exit alone by {lead}",
     ]
-    for path, phrases in (("README.md", readme), ("models/dytrack_small/MODEL_CARD.md", card)):
+    for path, phrases in (("README.md", readme), ("docs/benchmarks.md", benchmarks), ("docs/model.md", model),
+                          ("models/dytrack_small/MODEL_CARD.md", card)):
         text = _flat(path)
         missing = [p for p in phrases if p not in text]
         assert not missing, f"{path} should quote, from benchmarks/results.json: {missing}"

@@ -241,6 +241,20 @@ def test_the_figures_quoted_in_readme_docs_and_card_are_the_results():
         assert not missing, f"{path} should quote, from benchmarks/results.json: {missing}"
 
 
+def test_the_readme_results_table_prints_results_json():
+    """The README's headline table: each row is a row of the real suite in results.json, its AUC, precision and time
+    as RESULTS.md prints them; the policy, the first exit and every peer are there."""
+    f = _figures()
+    rows = _table_after(open(os.path.join(ROOT, "README.md")).read(), "## Results")
+    for name, row in rows.items():
+        r = f["real"][name]
+        assert (row["AUC"], row["precision@20px"], row["ms/frame"]) == (
+            f["pct"](r["auc"]), f["pct"](r["precision"]), f"{r['ms_per_frame']:.2f}"), name
+    assert {"DyTrack dynamic, threshold chosen leave-one-sequence-out", "DyTrack exit 1 forced",
+            "NanoTrack v2 reference loop", "NanoTrack v3 reference loop", "cv2.TrackerNano (NanoTrack v2)", "CSRT",
+            "KCF"} <= set(rows), sorted(rows)
+
+
 def test_the_cards_threshold_sweep_sentence_is_the_per_sequence_results():
     """The card says which sequences make the sweep's differences: each sequence it names with three figures has them
     at the thresholds either side of the chosen one, and the others move by no more than it says."""

@@ -262,7 +262,9 @@ def box_cases(now_ns):
             ("outside the frame", [5000, 5000, 30, 30], 0, "outside"),
             ("1e30 x 1e30", [0, 0, 1e30, 1e30], 0, "larger than"),
             ("stamped an hour ahead", [10, 10, 20, 20], now_ns + 3600 * 10 ** 9, "future"),
-            ("older than the frame buffer", [10, 10, 20, 20], 10 ** 9, "older than every buffered frame|before every"),
+            # the raw cases' valid mono16 frame, stamped 2 s back, starts a new image stream: the node says that
+            ("older than the frame buffer", [10, 10, 20, 20], 10 ** 9,
+             "older than every buffered frame|before every|before the first frame of a new image stream"),
             ("1 px box", [100, 100, 1, 1], 0, "outside")]
 
 

@@ -1,7 +1,7 @@
 """dytrack_ros: a dynamic (early-exit) vision-transformer tracker with a ROS 2 node.
 
 Layers, bottom first; each imports only the layers LAYERS below names for it (test/test_layers.py checks every
-import against LAYERS, the one list; the README's table follows it):
+import against LAYERS, the one list; the table in docs/api.md follows it):
   contract.py the staged interface, stage result, output layout, normalisation and the model folder's manifest
   model/      the DyTrack network (DyTrackNet) in plain PyTorch
   tracking/   the per-sequence tracker DyTracker (crops, exit policy, LOST state, box mapping)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build msg/ (TrackedTarget, TargetBox) with the rosidl/ament wheels from PyPI and install them into the venv.
-# On a real ROS 2 install use `colcon build` instead (README). Usage: scripts/build_interfaces.sh [VENV]
+# On a real ROS 2 install use `colcon build` instead (docs/colcon.md). Usage: scripts/build_interfaces.sh [VENV]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-$ROOT/.venv}"

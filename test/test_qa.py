@@ -12,7 +12,13 @@ def test_reliability_check_passes_every_case(tmp_path, monkeypatch):
     for k, v in ros_env().items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "RELIABILITY.md"
-    code = qa.main(["--model", SHIPPED_MODEL, "--out", str(out), "--soak", "3", "--flood-seconds", "2"])
+    code = qa.main(["--model", SHIPPED_MODEL, "--out", str(out), "--soak", "3", "--flood-seconds", "2", "--cycles", "10"])
     text = out.read_text()
     assert code == 0, text
     assert "| compressed image | JPEG bomb" in text and "| start-up | corrupt stage graph | yes | yes |" in text
+    for case in ("| safety | an init box while the camera is out: expires, never applied | yes | yes |",
+                 "| safety | stamps step back an hour while LOST: lost_seconds keeps counting, the jump is logged | "
+                 "yes | yes |", "| target picker | picker: Content-Length of 5,000 digits | yes | yes |",
+                 "| lifecycle | 10 deactivate/cleanup/configure/activate cycles: 10 done",
+                 "| command line | dytrack-ctl --node 'bad name!' | yes | yes |"):     # issue 37
+        assert case in text, case

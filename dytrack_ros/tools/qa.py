@@ -383,6 +383,69 @@ def safety_cases(run):
     run.good_frames(4)                        # the camera resumes
     not_applied = run.output().count("initialised on frame") == inits
     yield "set_target while the camera is stopped: refused, withdrawn", run.alive(), refused and not_applied
+    # issue 37: a box on the init topic while the camera is out expires (init_box_timeout, 5 s), never applied later
+    time.sleep(2.5)
+    inits = run.output().count("initialised on frame")
+    run.g.box(run.boxes[0], 0)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and "expired after waiting" not in run.output():
+        time.sleep(0.2)
+    expired = "expired after waiting" in run.output()
+    run.good_frames(4)
+    yield "an init box while the camera is out: expires, never applied", run.alive(), \
+        expired and run.output().count("initialised on frame") == inits
+    # issue 37: lost time goes on counting when the camera's stamps step back an hour
+    set_param(run.g, "lost_threshold", 1.0)              # every result LOST from now on
+    run.good_frames(3)
+    n = len(run.g.results)
+    run.t -= 3600 * 10**9
+    run.good_frames(8)
+    lost = []
+    for m in run.g.results[n:]:
+        if m.state != m.STATE_LOST:
+            break
+        lost.append(m.lost_seconds)
+    set_param(run.g, "lost_threshold", 0.15)
+    counting = len(lost) >= 5 and lost == sorted(lost) and lost[-1] > 0.5
+    yield "stamps step back an hour while LOST: lost_seconds keeps counting, the jump is logged", run.alive(), \
+        counting and "image stamps jumped back" in run.output()
+
+
+def lifecycle_cycles(model, tmp, cycles):
+    """deactivate/cleanup/configure/activate `cycles` times: (threads, RSS MB) when active at the start and the end."""
+    import psutil
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+    ns = f"/qa{uuid.uuid4().hex[:6]}"
+    with open(os.path.join(tmp, "cycles.log"), "w") as log:
+        proc = subprocess.Popen(node_cmd(ns, [f"model_path:={model}", "threads:=0"]), cwd=ROOT, env=node_env(tmp),
+                                stdout=log, stderr=subprocess.STDOUT)
+    g = Graph(ns)
+    try:
+        if not g.wait_connected():
+            return None, None, 0
+
+        def change(transition):
+            req = ChangeState.Request()
+            req.transition.id = transition
+            r = call(g, ChangeState, f"{ns}/dytrack_tracker/change_state", req, timeout=60)
+            return r is not None and r.success
+        p = psutil.Process(proc.pid)
+        start = (p.num_threads(), p.memory_info().rss / 2**20)
+        done = 0
+        for _ in range(cycles):
+            if not all(change(t) for t in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP,
+                                           Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE)):
+                break
+            done += 1
+        return start, (p.num_threads(), p.memory_info().rss / 2**20), done
+    finally:
+        g.close()
+        proc.send_signal(2)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def bag_cases(tmp):
@@ -442,7 +505,11 @@ def picker_cases(ns, tmp):
                  ("a text/plain set target", "POST", "/target", '{"x": 1}', {"Content-Type": "text/plain",
                                                                             "X-Picker-Token": token}),
                  ("Content-Length -1", "POST", "/target", "{}", {"Content-Length": "-1", "X-Picker-Token": token,
-                                                                "Content-Type": "application/json"})]
+                                                                "Content-Type": "application/json"}),
+                 ("Content-Length in Unicode digits", "POST", "/target", "{}", {
+                     "Content-Length": "\u00b2", "X-Picker-Token": token, "Content-Type": "application/json"}),
+                 ("Content-Length of 5,000 digits", "POST", "/target", "{}", {
+                     "Content-Length": "9" * 5000, "X-Picker-Token": token, "Content-Type": "application/json"})]
         for name, method, path, body, headers in abuse:
             conn = http.client.HTTPConnection(host, timeout=10)
             conn.request(method, path, body=body, headers=headers)
@@ -498,6 +565,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "RELIABILITY.md"))
     ap.add_argument("--flood-seconds", type=float, default=5.0)
     ap.add_argument("--soak", type=float, default=60.0, help="seconds of 15 Hz frames")
+    ap.add_argument("--cycles", type=int, default=50, help="lifecycle deactivate/cleanup/configure/activate cycles")
     args = ap.parse_args(argv)
     import psutil
     from ..evaluation import machine
@@ -595,6 +663,20 @@ def main(argv=None):
         rows.append(("start-up", name, code != 0, clear, "-"))
         if not clear:
             failures.append(f"start-up: {name}")
+    start, end, done = lifecycle_cycles(args.model, tmp, args.cycles)
+    bounded = start is not None and done == args.cycles and end[0] <= start[0] and end[1] <= start[1] * 1.15
+    name = f"{args.cycles} deactivate/cleanup/configure/activate cycles: " + (
+        f"{done} done, {start[0]} -> {end[0]} threads, {start[1]:.0f} -> {end[1]:.0f} MB" if start else "no node")
+    rows.append(("lifecycle", name, start is not None, bounded, "-"))
+    if not bounded:
+        failures.append(f"lifecycle: {name}")
+    r = subprocess.run([sys.executable, "-m", "dytrack_ros.ros.ctl", "--node", "bad name!", "reset"], cwd=ROOT,
+                       env=node_env(tmp), capture_output=True, text=True, timeout=60)
+    out = (r.stdout + r.stderr).strip()
+    clear = r.returncode != 0 and len(out.splitlines()) == 1 and "Traceback" not in out
+    rows.append(("command line", "dytrack-ctl --node 'bad name!'", r.returncode != 0, clear, "-"))
+    if not clear:
+        failures.append("command line: dytrack-ctl --node 'bad name!'")
     for name, code, out in bag_cases(tmp):
         clear = code != 0 and "Traceback" not in out and ("damaged" in out or "cannot read bag" in out)
         rows.append(("recorded data", name, code != 0, clear, "-"))
@@ -612,7 +694,7 @@ def main(argv=None):
              "target-picker cases: the picker; for recorded-data cases: the player refused (non-zero exit) and "
              "'reason logged' means one clear line, no traceback. Safety cases: 'reason logged' means the node did "
              "what is expected (named in the case).",
-             f"- command: `python -m dytrack_ros.tools.qa --soak {args.soak:g}` (model `{os.path.relpath(args.model, ROOT)}`)",
+             f"- command: `python -m dytrack_ros.tools.qa --soak {args.soak:g} --cycles {args.cycles}` (model `{os.path.relpath(args.model, ROOT)}`)",
              "- each case: does the node survive, does it log (or answer) the reason, are the good frames sent right "
              "after it all answered? Start-up cases: does the node refuse to start with a clear message and no "
              "traceback?", "",

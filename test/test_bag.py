@@ -96,8 +96,8 @@ def play_bag_alone(bag):
 
 # an mcap bag whose writer stored no chunk checksums (rosbags writes none; `ros2 bag record` does, and the reader
 # checks them) cannot show random bytes inside an image payload: the player warns that it cannot check (below)
-DAMAGE = [(d, st) for d in ("truncated", "random bytes in the middle", "no data file") for st in ("sqlite3", "mcap")
-          if (d, st) != ("random bytes in the middle", "mcap")]
+DAMAGE = [(d, st) for d in ("truncated", "random bytes in the middle", "no data file", "no metadata.yaml")
+          for st in ("sqlite3", "mcap") if (d, st) != ("random bytes in the middle", "mcap")]
 
 
 def test_an_mcap_bag_without_checksums_is_played_with_a_warning(tmp_path, demo_walker):
@@ -123,12 +123,16 @@ def test_a_damaged_bag_ends_with_one_clear_line_and_a_non_zero_exit(tmp_path, de
         with open(data, "r+b") as f:
             f.seek(size // 3)
             f.write(np.random.default_rng(0).integers(0, 256, min(65536, size // 3), dtype=np.uint8).tobytes())
+    elif damage == "no metadata.yaml":         # printed a traceback (issue 37)
+        os.remove(os.path.join(bag, "metadata.yaml"))
     else:
         os.remove(data)
     code, out = play_bag_alone(bag)
     assert code != 0, out
     assert "Traceback" not in out, out
     assert re.search(r"cannot read bag|is damaged|skipped as corrupt", out), out
+    assert damage != "no metadata.yaml" or out.strip().endswith("it has no metadata.yaml (not a rosbag2 folder, or "
+                                                                "its metadata was lost: `ros2 bag reindex` rebuilds it)")
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])

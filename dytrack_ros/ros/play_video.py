@@ -259,8 +259,11 @@ def bag_frames(path: str, topic: str = ""):
     from .image_conversion import decode_compressed, image_to_bgr
     if not os.path.exists(path):
         sys.exit(f"bag not found: {path}")
-    reader = AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED))
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "metadata.yaml")):
+        sys.exit(f"cannot read bag {path}: it has no metadata.yaml (not a rosbag2 folder, or its metadata was lost: "
+                 "`ros2 bag reindex` rebuilds it)")
     try:
+        reader = AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED))
         reader.open()
     except Exception as exc:   # rosbags raises its own and sqlite's/mcap's errors for truncated or corrupt bags
         sys.exit(f"cannot read bag {path}: {type(exc).__name__}: {exc}")

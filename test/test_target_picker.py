@@ -287,3 +287,34 @@ def test_a_stalled_body_is_answered_408_and_a_client_that_hangs_up_leaves_no_tra
     time.sleep(0.5)
     out = open(log).read()
     assert "Traceback" not in out and "BrokenPipe" not in out and "internal error" not in out, out[-2000:]
+
+
+def test_drip_fed_requests_are_cut_after_the_request_deadline(lone_picker):
+    """Issue 37, item 6: 20 connections sending a byte a second without a token stayed open past 20 s (the socket
+    timeout restarts with every byte)."""
+    from urllib.parse import urlsplit
+    base, token, log = lone_picker
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    request_line = f"GET /state HTTP/1.1\r\nHost: {host}:{port}\r\nX-Long: {'a' * 40}".encode()
+    conns = [socket.create_connection((host, port)) for _ in range(20)]
+    open_ = set(range(20))
+    t0 = time.monotonic()
+    for i in range(16):
+        for k in list(open_):
+            try:
+                conns[k].sendall(request_line[i:i + 1])
+                if conns[k].recv(100, socket.MSG_DONTWAIT) == b"":
+                    open_.discard(k)
+            except BlockingIOError:
+                pass
+            except OSError:
+                open_.discard(k)
+        if not open_:
+            break
+        time.sleep(1.0)
+    took = time.monotonic() - t0
+    for c in conns:
+        c.close()
+    assert not open_ and took < 14, (sorted(open_), took)
+    assert request(base, "/state", token=token)[0] == 200
+    assert "Traceback" not in open(log).read()

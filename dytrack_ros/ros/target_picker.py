@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -229,7 +230,8 @@ def parse_box(body) -> tuple:
 
 
 MAX_BODY = 10_000
-REQUEST_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 5.0       # of silence while a request is read
+REQUEST_DEADLINE_S = 10.0     # to send a whole request (line, headers, body): a byte every few seconds is cut too
 
 
 class Refused(Exception):
@@ -291,6 +293,7 @@ def make_handler(picker: TargetPicker, port: int):
                 raw = self.rfile.read(length)
             except TimeoutError:
                 raise Refused(408, f"the body did not arrive within {REQUEST_TIMEOUT_S:g} s") from None
+            self._request_read()
             if len(raw) < length:
                 raise Refused(400, f"the body ended after {len(raw)} of {length} bytes (Content-Length)")
             try:
@@ -299,6 +302,8 @@ def make_handler(picker: TargetPicker, port: int):
                 raise Refused(400, "the body is not valid JSON") from None
 
         def _answer(self, post: bool) -> None:
+            if not post:
+                self._request_read()
             try:
                 self._check(post)
                 (self._post if post else self._get)(urlsplit(self.path).path)
@@ -315,6 +320,26 @@ def make_handler(picker: TargetPicker, port: int):
                 super().handle()
             except (ConnectionError, TimeoutError):   # a client that hung up mid-answer is no error (no traceback)
                 self.close_connection = True
+
+        def handle_one_request(self):
+            """Each request must arrive whole within REQUEST_DEADLINE_S (the socket timeout alone lets a client that
+            drip-feeds a byte every few seconds hold a connection for ever): past it the connection is cut."""
+            self._deadline = threading.Timer(REQUEST_DEADLINE_S, self._cut)
+            self._deadline.daemon = True
+            self._deadline.start()
+            try:
+                super().handle_one_request()
+            finally:
+                self._deadline.cancel()
+
+        def _cut(self):
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def _request_read(self):
+            self._deadline.cancel()                  # what follows is the picker's own work and answer
 
         def do_GET(self):
             self._answer(post=False)

@@ -131,8 +131,8 @@ def test_a_damaged_bag_ends_with_one_clear_line_and_a_non_zero_exit(tmp_path, de
     assert code != 0, out
     assert "Traceback" not in out, out
     assert re.search(r"cannot read bag|is damaged|skipped as corrupt", out), out
-    assert damage != "no metadata.yaml" or out.strip().endswith("it has no metadata.yaml (not a rosbag2 folder, or "
-                                                                "its metadata was lost: `ros2 bag reindex` rebuilds it)")
+    assert damage != "no metadata.yaml" or out.strip().endswith(
+        "it has no metadata.yaml (not a rosbag2 folder, or its metadata was lost: `ros2 bag reindex` rebuilds it)")
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])

@@ -12,7 +12,8 @@ def test_reliability_check_passes_every_case(tmp_path, monkeypatch):
     for k, v in ros_env().items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "RELIABILITY.md"
-    code = qa.main(["--model", SHIPPED_MODEL, "--out", str(out), "--soak", "3", "--flood-seconds", "2", "--cycles", "10"])
+    code = qa.main(["--model", SHIPPED_MODEL, "--out", str(out), "--soak", "3", "--flood-seconds", "2",
+                    "--cycles", "10"])
     text = out.read_text()
     assert code == 0, text
     assert "| compressed image | JPEG bomb" in text and "| start-up | corrupt stage graph | yes | yes |" in text

@@ -34,7 +34,8 @@ from .image_conversion import CompressedFrame, ImageConversionError, image_to_bg
 from .outputs import Outputs, status_array
 from .params import ParameterError, apply_changes, declare_parameters, declare_thresholds, resolve_model_path, validate
 from .session import (SET_TARGET_WAIT_S, BadMessageLog, TrackingSession, box_request, changed_settings,
-                      check_frame_id, check_frame_size, load_tracker, make_scheduler, received_ns, stamp_ns, target_values)
+                      check_frame_id, check_frame_size, load_tracker, make_scheduler, received_ns, stamp_ns,
+                      target_values)
 from .stats import RollingStats
 from .service_thread import ServiceThread
 from .transport import DuplicateFilter, TransportWatch

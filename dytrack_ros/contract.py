@@ -53,7 +53,8 @@ TUNABLE_FIELDS = ("exit_thresholds", "tracker", "threshold_calibration", "max_ab
 TRACKER_SETTING_RANGES = {"window_influence": (0.0, 1.0), "scale_penalty": (0.0, 10.0), "size_lr": (0.0, 1.0),
                           "lost_patience": (0, 10**6), "context_amount": (0.0, 2.0), "absent_threshold": (0.0, 1.0)}
 TRACKER_SETTING_CHOICES = {"later_exits": ("own", "refine", "fuse"), "best_scored": (True, False),
-                           "later_exits_steer": (True, False), "deep_answer": ("deep", "fuse", "choose")}
+                           "later_exits_steer": (True, False), "deep_answer": ("deep", "fuse", "choose"),
+                           "deep_identity_check": (True, False)}
 DEEP_STAGE_KINDS = ("fear_xs",)     # networks a manifest may name as its deep stage (tracking/fear_stage.py)
 
 

@@ -45,7 +45,9 @@ DESIGNS = {"A: FEAR-XS answers and steers": dict(deep_answer="deep", later_exits
            "C: the likelier answer by predicted IoU answers and steers": dict(
                deep_answer="choose", later_exits_steer=True, size_bounds=WIDE_SIZE_BOUNDS),
            "D: as C, the first exit's size bounds (0.2-5x the init box) kept": dict(
-               deep_answer="choose", later_exits_steer=True)}
+               deep_answer="choose", later_exits_steer=True),
+           "E: as C, and where the two answers disagree FEAR-XS's must match the target's memory as well": dict(
+               deep_answer="choose", later_exits_steer=True, size_bounds=WIDE_SIZE_BOUNDS, deep_identity_check=True)}
 
 
 def fear_tracker(model_dir: str, fear_dir: str, threads: int, iou_head: str = "", **settings) -> DyTracker:

@@ -105,6 +105,9 @@ class TrackerParams:
     # own box), "fuse" (its box and the first exit's averaged: two networks' errors that are far from correlated) or
     # "choose" (the box whose predicted IoU is higher: needs the deep stage's IoU head)
     deep_answer: str = "deep"
+    # with "choose": where the two answers disagree (IoU < 0.5) the deep stage's is taken only if the target's newest
+    # memory template matches it at least as well as the first exit's (FEAR-XS jumps to a look-alike beside the target)
+    deep_identity_check: bool = False
 
 
 @dataclass
@@ -302,6 +305,11 @@ class DyTracker:
             return Answer(0.5 * (deep.box + first.box), score)
         if mode == "choose" and score < first.score:     # the first exit is likelier right: it answers
             return Answer(first.box, first.score)
+        if mode == "choose" and self.params.deep_identity_check and self.search.memory:
+            d, f = self._bound_size(deep.box), self._bound_size(first.box)
+            if overlap(d, f) < 0.5 and self._match(self.search.memory[-1], frame, d)[1] < \
+                    self._match(self.search.memory[-1], frame, f)[1]:
+                return Answer(first.box, first.score)     # not the target the memory knows: the first exit answers
         return Answer(deep.box, score)
 
     def search_region(self, frame: np.ndarray):

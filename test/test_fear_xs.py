@@ -268,3 +268,27 @@ def test_the_benchmark_runs_fear_xs_s_own_loop_as_a_peer(demo_walker):
     run = variants["FEAR-XS, its own loop"](Sequence("walker", frames, gt))
     assert len(run.boxes) == len(frames) and np.isfinite(run.boxes).all()
     assert np.mean(box_iou(run.boxes[list(reference)], gt[list(reference)])) > 0.6
+
+
+def test_the_identity_check_keeps_the_first_exit_when_fear_xs_jumps_to_another_person(demo_walker):
+    """deep_identity_check: FEAR-XS's answer on another part of the frame (as when it jumps to a look-alike) loses to
+    the first exit's when the target's memory template matches the first exit's box better; without the check the
+    likelier answer (here FEAR-XS's, its IoU head saying 1.0) is taken."""
+    from dytrack_ros.runtime import build_tracker
+    from dytrack_ros.tracking.fear_stage import DeepIoUHead, FearAnswer
+    from dytrack_ros.tracking.tracker import Answer, DyTracker
+    frames, box, reference = demo_walker
+    first = build_tracker(SHIPPED_MODEL, backend="onnxruntime", threads=1)
+    first.params.thresholds, first.params.deep_answer = [], "choose"
+    stage = fs.FearStage(create_fear_backend("onnxruntime", DEFAULT_FEAR_DIR, threads=1), DeepIoUHead([0.0] * 5, 10.0))
+    tracker = DyTracker(first.backend, first.params, deep=stage)
+    tracker.initialize(frames[0], box)
+    frame = frames[10]
+    tracker.search.add_template(tracker._template_at(frame, np.array(reference[10], float)))
+    elsewhere = np.array([100.0, 300.0, 45.0, 88.0])          # grass, far from the walker
+    stage.run = lambda f, b: FearAnswer(elsewhere, 0.9, 0.5, np.zeros(4))
+    on_target = Answer(np.array(reference[10], float), 0.5)
+    tracker.params.deep_identity_check = False
+    assert np.allclose(tracker._deep_answer(frame, on_target).box, elsewhere)
+    tracker.params.deep_identity_check = True
+    assert np.allclose(tracker._deep_answer(frame, on_target).box, reference[10])

@@ -35,7 +35,8 @@ def record(model_dir: str, fear_dir: str, split: str, real=None, threads: int = 
     tracker.set_thresholds([1.0, 0.0])
     rows = {k: [] for k in ("seq", "frame", "first_box", "deep_box", "first_score", "deep_score", "deep_margin",
                             "gt", "redetected", "published", "global_search")}
-    for seq_id, seq in enumerate(tqdm(load_split(split, real), desc="record")):
+    suite = load_split(split, real)
+    for seq_id, seq in enumerate(tqdm(suite, desc="record")):
         tracker.initialize(seq.frame(0), seq.boxes[0])
         searching = False
         for i in range(1, len(seq)):
@@ -56,8 +57,16 @@ def record(model_dir: str, fear_dir: str, split: str, real=None, threads: int = 
             rows["global_search"].append(searching)      # this frame began with the whole image being searched
             searching = tracker.searching_globally()
     out = {k: np.asarray(v) for k, v in rows.items()}
-    out["names"] = np.asarray([s for s in (x.name for x in load_split(split, real))])
+    out["names"] = np.asarray([seq.name for seq in suite])
     return out
+
+
+def iou_with_truth(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Each box's IoU with the ground truth; 0 where the target is absent (NaN ground truth)."""
+    visible = np.isfinite(gt).all(1)
+    iou = np.zeros(len(visible))
+    iou[visible] = box_iou(boxes[visible], gt[visible])
+    return iou
 
 
 def deep_feature_matrix(rec: dict) -> np.ndarray:
@@ -71,10 +80,7 @@ def fit(rec: dict, steps: int = 3000, weight_decay: float = 1e-3) -> DeepIoUHead
     """Logistic regression (soft targets: the IoU of FEAR-XS's box with the ground truth; absent frames 0)."""
     import torch
     x = torch.tensor(deep_feature_matrix(rec), dtype=torch.float64)
-    visible = np.isfinite(rec["gt"]).all(1)
-    iou = np.zeros(len(visible))
-    iou[visible] = box_iou(rec["deep_box"][visible], rec["gt"][visible])
-    y = torch.tensor(iou)
+    y = torch.tensor(iou_with_truth(rec["deep_box"], rec["gt"]))
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -100,8 +106,7 @@ def policy_boxes(rec: dict, t: float, mode: str, head: Optional[DeepIoUHead] = N
     deep_runs = (rec["first_score"] < t) & ~rec["global_search"] & ~rec["redetected"]
     out = rec["first_box"].astype(np.float64).copy()
     if mode == "deep":
-        take = deep_runs
-        out[take] = rec["deep_box"][take]
+        out[deep_runs] = rec["deep_box"][deep_runs]
     elif mode == "fuse":
         out[deep_runs] = 0.5 * (rec["first_box"][deep_runs] + rec["deep_box"][deep_runs])
     else:
@@ -192,13 +197,9 @@ def main(argv=None) -> int:
     rec = dict(np.load(args.records))
     head = fit(rec)
     pred = head.predict(deep_feature_matrix(rec))
-    visible = np.isfinite(rec["gt"]).all(1)
-    iou = np.zeros(len(visible))
-    iou[visible] = box_iou(rec["deep_box"][visible], rec["gt"][visible])
+    iou, first_iou = iou_with_truth(rec["deep_box"], rec["gt"]), iou_with_truth(rec["first_box"], rec["gt"])
     corr = float(np.corrcoef(pred, iou)[0, 1])
     raw = float(np.corrcoef(rec["deep_score"], iou)[0, 1])
-    first_iou = np.zeros(len(visible))
-    first_iou[visible] = box_iou(rec["first_box"][visible], rec["gt"][visible])
     first_corr = float(np.corrcoef(rec["first_score"], first_iou)[0, 1])
     about = {"trained_on": args.records, "frames": int(len(iou)),
              "correlation_with_iou": corr, "raw_sigmoid_correlation_with_iou": raw,

@@ -26,6 +26,7 @@ from ..contract import DeepStageBackend
 
 TEMPLATE_SIZE, SEARCH_SIZE, STRIDE = 128, 256, 16
 TEMPLATE_OFFSET, SEARCH_CONTEXT = 0.2, 2.0
+CELL_ROWS, CELL_COLS = np.mgrid[0:SEARCH_SIZE // STRIDE, 0:SEARCH_SIZE // STRIDE]   # the 16 x 16 score map's cells
 
 
 def extended_window(box, offset: float) -> np.ndarray:
@@ -150,8 +151,7 @@ class FearStage:
         bbox_map, cls_map = self.backend.run(to_fear_input(crop))
         crop_box, score, (r, c) = decode(bbox_map, cls_map)
         # how much the chosen peak stands out from the strongest peak elsewhere (a look-alike beside the target)
-        rows, cols = np.mgrid[0:score.shape[0], 0:score.shape[1]]
-        far = (np.abs(cols - c) * STRIDE >= crop_box[2]) | (np.abs(rows - r) * STRIDE >= crop_box[3])
+        far = (np.abs(CELL_COLS - c) * STRIDE >= crop_box[2]) | (np.abs(CELL_ROWS - r) * STRIDE >= crop_box[3])
         margin = float(score[r, c] - score[far].max()) if far.any() else float(score[r, c])
         self.last = FearAnswer(crop_box_to_image(crop_box, window), float(score[r, c]), margin, window)
         return self.last

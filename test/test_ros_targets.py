@@ -26,8 +26,11 @@ def test_latched_box_before_start_and_default_qos_box_after_both_start_tracking_
         with NodeProcess(tmp_path, params=[f"model_path:={tiny_bundle}", "backend:=onnxruntime"],
                          namespace=namespace) as node:
             assert g.wait_for_subscriber(), node.output()
-            g.publish_frames(frames[:4], 10**12)
+            g.publish_frames(frames[:3], 10**12)
             assert node.wait_for_output("initialised on frame", 15), node.output()
+            # a frame after the one the box was applied to (the node keeps only the newest frame: on a slow start the
+            # box lands on the last frame sent, and a result needs one more)
+            g.publish_frames(frames[3:4], 10**12 + 3 * FRAME_PERIOD_NS)
             assert g.wait_for(lambda gr: len(tracking_results(gr)) > 0, 10), node.output()
             # an ordinary publisher, as `ros2 topic pub` or create_publisher(..., 10) makes
             plain = g.node.create_publisher(TargetBox, f"{namespace}/init_box", 10)
